@@ -1,0 +1,48 @@
+# tlcourse: `make lab` opens the course, `make test` runs every test.
+# Both create the virtual environment .venv first when it is missing.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.tlcourse-installed
+# Jupyter refuses to run as root without this flag (containers, CI).
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+BOOK_ARGS := . --config book/_config.yml --toc book/_toc.yml --path-output book
+
+.PHONY: help venv lab test unit book bench clean
+
+help:
+	@echo "make lab    - create .venv if needed and open the course in JupyterLab"
+	@echo "make test   - create .venv if needed; unit tests, every notebook (nbval), the book build"
+	@echo "make book   - build the website into book/_build/html"
+	@echo "make clean  - remove build outputs (keeps .venv and data/)"
+
+# The environment: Python 3.11, every package pinned by constraints.txt, tlcourse editable.
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { \
+	  echo "error: $(PYTHON) not found. tlcourse needs Python 3.11: install it, or run"; \
+	  echo "       'make PYTHON=/path/to/python3.11 $(MAKECMDGOALS)'"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing the course's packages into $(VENV) (first time: a few minutes)..."
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@touch $@
+
+venv: $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab $(ROOT_FLAG) notebooks/00_setup.ipynb
+
+# Tests never download: they use the quick profile and stand-in data unless told otherwise.
+test: export TLCOURSE_PROFILE := $(or $(TLCOURSE_PROFILE),quick)
+test: export TLCOURSE_STANDIN := $(or $(TLCOURSE_STANDIN),1)
+test: $(STAMP)
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --durations=10
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests -m "not book"
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build $(BOOK_ARGS) -W --keep-going
+
+clean:
+	rm -rf book/_build
