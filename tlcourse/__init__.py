@@ -1,0 +1,18 @@
+"""tlcourse: the tested helper package of the transfer-learning course.
+
+Notebooks import it under one alias and call everything through it::
+
+    import tlcourse as tl
+    run = tl.start(seed=0)           # profile, device, seed, data notice
+    train = tl.load_dataset("mnist", train=True)
+
+Each submodule holds one concern and lists its public names in ``__all__``; they are
+re-exported here so ``tl.<name>`` works for all of them.
+"""
+
+from .config import *  # noqa: F403
+from .data import *  # noqa: F403
+from .plots import *  # noqa: F403
+from .session import *  # noqa: F403
+
+__version__ = "0.1.0"
