@@ -1,0 +1,278 @@
+"""Datasets: stand-ins in the real formats, the 28->32 adapter, label budgets, the device loader."""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from pathlib import Path
+from urllib.error import URLError
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision import datasets, transforms
+
+import tlcourse as tl
+from tlcourse.standins import STANDIN_CLASSES, standin_ready, write_standin
+
+# --- stand-ins, read by torchvision's own classes -------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [datasets.MNIST, datasets.FashionMNIST])
+def test_idx_standins_load_with_torchvision_classes(small_standins: Path, cls: type) -> None:
+    train, test = cls(small_standins, train=True), cls(small_standins, train=False)
+    assert (len(train), len(test)) == (600, 200)
+    img, label = train[0]
+    assert isinstance(img, Image.Image) and img.size == (28, 28) and img.mode == "L"
+    assert 0 <= label < 10
+    assert train.data.dtype == torch.uint8 and tuple(train.data.shape) == (600, 28, 28)
+    assert torch.bincount(train.targets).tolist() == [60] * 10  # balanced classes
+
+
+def test_idx_header_is_the_real_format(small_standins: Path) -> None:
+    raw = small_standins / "MNIST" / "raw"
+    head = (raw / "train-images-idx3-ubyte").read_bytes()[:16]
+    assert struct.unpack(">BBBBIII", head) == (0, 0, 8, 3, 600, 28, 28)  # ubyte, 3 dims
+    head = (raw / "t10k-labels-idx1-ubyte").read_bytes()[:8]
+    assert struct.unpack(">BBBBI", head) == (0, 0, 8, 1, 200)
+
+
+def test_cifar_standin_is_real_pickle_format_and_loads_without_md5(small_standins: Path) -> None:
+    folder = small_standins / "cifar-10-batches-py"
+    with open(folder / "data_batch_1", "rb") as f:
+        batch = pickle.load(f, encoding="latin1")
+    assert batch["data"].dtype == np.uint8 and batch["data"].shape[1] == 3072
+    # The genuine torchvision class refuses the files: their md5 is not the original's ...
+    with pytest.raises(RuntimeError, match="not found or corrupted"):
+        datasets.CIFAR10(small_standins, train=True)
+    # ... the stand-in subclass relaxes only that check and loads them with torchvision's code.
+    from tlcourse.data import _StandinCIFAR10
+
+    train, test = _StandinCIFAR10(small_standins, train=True), _StandinCIFAR10(small_standins, train=False)
+    assert isinstance(train, datasets.CIFAR10)
+    assert (len(train), len(test)) == (600, 200) and train.data.shape == (600, 32, 32, 3)
+    assert train.classes == STANDIN_CLASSES["cifar10"]
+    img, label = train[0]
+    assert img.size == (32, 32) and img.mode == "RGB" and 0 <= label < 10
+
+
+def test_standins_are_deterministic(tmp_path: Path) -> None:
+    write_standin("cifar10", tmp_path / "a", n_train=50, n_test=20, seed=4)
+    write_standin("cifar10", tmp_path / "b", n_train=50, n_test=20, seed=4)
+    for name in ("data_batch_1", "data_batch_5", "test_batch"):
+        assert (tmp_path / "a/cifar-10-batches-py" / name).read_bytes() == (tmp_path / "b/cifar-10-batches-py" / name).read_bytes()
+
+
+def test_standin_marker_tracks_sizes(tmp_path: Path) -> None:
+    write_standin("mnist", tmp_path, n_train=100, n_test=20)
+    assert standin_ready("mnist", tmp_path, n_train=100, n_test=20)
+    assert not standin_ready("mnist", tmp_path, n_train=200, n_test=20)
+    assert not standin_ready("cifar10", tmp_path, n_train=100, n_test=20)
+    (tmp_path / "MNIST" / "STANDIN.json").write_text("garbage")
+    assert not standin_ready("mnist", tmp_path, n_train=100, n_test=20)
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10"])
+def test_standins_are_learnable_not_noise(small_standins: Path, name: str) -> None:
+    """A linear classifier on raw pixels must beat chance (10%) by far; on noise it could not."""
+    from tlcourse.data import _STANDIN_CLASS
+
+    cls = _STANDIN_CLASS[name]
+    (xtr, ytr), (xte, yte) = (tl.dataset_tensors(cls(small_standins, train=t)) for t in (True, False))
+    torch.manual_seed(0)
+    feats = lambda x: x.flatten(1).float() / 255  # noqa: E731
+    model = torch.nn.Linear(feats(xtr).shape[1], 10)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(feats(xtr)), ytr).backward()
+        opt.step()
+    accuracy = (model(feats(xte)).argmax(1) == yte).float().mean().item()
+    assert accuracy > 0.4, f"{name} stand-in: linear accuracy {accuracy:.2f}"
+
+
+def test_bad_standin_requests() -> None:
+    with pytest.raises(ValueError, match="No stand-in for 'svhn'"):
+        write_standin("svhn", "/tmp", n_train=100, n_test=10)
+    with pytest.raises(ValueError, match="at least 10"):
+        write_standin("mnist", "/tmp", n_train=5, n_test=10)
+
+
+# --- load_dataset: stand-in switch and missing data ------------------------------------------
+
+
+def test_load_dataset_with_standins_uses_profile_sizes(standin_env: Path) -> None:
+    quick = tl.get_profile("quick")
+    ds = tl.load_dataset("cifar10", train=True)
+    assert isinstance(ds, datasets.CIFAR10) and len(ds) == quick.standin_train
+    assert Path(ds.root).is_relative_to(standin_env / "standin")  # never mixed with real data
+    mnist = tl.load_dataset("mnist", train=False, profile=tl.get_profile("quick", standin_test=30))
+    assert type(mnist) is datasets.MNIST and len(mnist) == 30
+
+
+def test_missing_data_error_says_where_and_how(real_env: Path) -> None:
+    with pytest.raises(tl.DataUnavailableError) as info:
+        tl.load_dataset("mnist", train=True, download=False)
+    msg = str(info.value)
+    assert str(real_env / "MNIST" / "raw" / "train-images-idx3-ubyte") in msg
+    assert "TLCOURSE_STANDIN=1" in msg and "internet" in msg and "TLCOURSE_DATA" in msg
+
+
+def test_failed_download_gives_the_same_clear_error(real_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def offline(self: object) -> None:
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(datasets.CIFAR10, "download", offline)  # no network is touched
+    with pytest.raises(tl.DataUnavailableError, match=r"CIFAR-10.*could not be downloaded.*name resolution") as info:
+        tl.load_dataset("cifar10", train=False)
+    assert "cifar-10-batches-py" in str(info.value) and "TLCOURSE_STANDIN=1" in str(info.value)
+
+
+def test_unknown_dataset_name(standin_env: Path) -> None:
+    with pytest.raises(ValueError, match="Unknown dataset 'imagenet'"):
+        tl.load_dataset("imagenet", train=True)
+
+
+def test_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(tl.DATA_ENV, str(tmp_path))
+    assert tl.data_dir() == tmp_path.resolve()
+    monkeypatch.delenv(tl.DATA_ENV)
+    assert tl.data_dir() == Path(tl.__file__).resolve().parents[1] / "data"  # a repository checkout
+
+
+def test_dataset_tensors_shapes_and_limit(small_standins: Path) -> None:
+    from tlcourse.data import _StandinCIFAR10
+
+    ds = _StandinCIFAR10(small_standins, train=False)
+    x, y = tl.dataset_tensors(ds)
+    assert x.dtype == torch.uint8 and tuple(x.shape) == (200, 3, 32, 32) and y.dtype == torch.int64
+    # the tensor path gives exactly the pixels torchvision's PIL path gives
+    assert torch.equal(x[5], transforms.PILToTensor()(ds[5][0])) and y[5].item() == ds[5][1]
+    xs, ys = tl.dataset_tensors(ds, limit=50, seed=1)
+    assert tuple(xs.shape) == (50, 3, 32, 32)
+    xs2, ys2 = tl.dataset_tensors(ds, limit=50, seed=1)
+    assert torch.equal(xs, xs2) and torch.equal(ys, ys2)
+
+
+# --- the 1->3 channel, 28->32 adapter ---------------------------------------------------------
+
+
+def test_grey_to_rgb32_pads_and_repeats() -> None:
+    x = torch.randint(1, 256, (4, 1, 28, 28), dtype=torch.uint8)
+    out = tl.grey_to_rgb32(x)
+    assert out.shape == (4, 3, 32, 32) and out.dtype == torch.uint8
+    for c in range(3):
+        assert torch.equal(out[:, c, 2:30, 2:30], x[:, 0])  # the digit, unscaled, centred
+    border = out.clone()
+    border[:, :, 2:30, 2:30] = 0
+    assert border.count_nonzero() == 0  # a black 2-pixel frame
+    assert tl.grey_to_rgb32(x[0]).shape == (3, 32, 32)  # a single image works too
+
+
+def test_grey_to_rgb32_resize_and_errors() -> None:
+    x = torch.rand(2, 1, 28, 28)
+    out = tl.grey_to_rgb32(x, mode="resize")
+    assert out.shape == (2, 3, 32, 32) and out.dtype == torch.float32
+    assert torch.equal(out[:, 0], out[:, 2])
+    ones = tl.grey_to_rgb32(torch.ones(1, 28, 28), mode="resize")
+    assert torch.allclose(ones, torch.ones(3, 32, 32))  # resizing a constant image keeps it constant
+    with pytest.raises(ValueError, match="grey image"):
+        tl.grey_to_rgb32(torch.zeros(3, 28, 28))
+    with pytest.raises(ValueError, match="mode"):
+        tl.grey_to_rgb32(torch.zeros(1, 28, 28), mode="crop")
+    with pytest.raises(ValueError, match="resize"):
+        tl.grey_to_rgb32(torch.zeros(1, 40, 40))
+
+
+def test_grey_to_rgb32_as_a_torchvision_transform(small_standins: Path) -> None:
+    ds = datasets.MNIST(small_standins, train=False, transform=transforms.Compose([transforms.ToTensor(), tl.GreyToRGB32()]))
+    img, _ = ds[0]
+    assert img.shape == (3, 32, 32) and img.dtype == torch.float32 and img.max() <= 1.0
+
+
+# --- label budgets ------------------------------------------------------------------------------
+
+
+def test_per_class_subset_takes_exactly_k_per_class() -> None:
+    labels = torch.randint(0, 10, (1000,), generator=torch.Generator().manual_seed(0))
+    for k in (1, 7, 50):
+        idx = tl.per_class_subset(labels, k, seed=3)
+        assert torch.bincount(labels[idx], minlength=10).tolist() == [k] * 10
+        assert idx.unique().numel() == idx.numel()  # no index twice
+    assert torch.equal(tl.per_class_subset(labels, 7, seed=3), tl.per_class_subset(labels, 7, seed=3))
+    assert not torch.equal(tl.per_class_subset(labels, 7, seed=3), tl.per_class_subset(labels, 7, seed=4))
+
+
+def test_per_class_subset_errors() -> None:
+    labels = torch.tensor([0] * 10 + [1] * 3)
+    with pytest.raises(ValueError, match="Class 1 has only 3 examples; cannot take 5"):
+        tl.per_class_subset(labels, 5)
+    with pytest.raises(ValueError, match="at least 1"):
+        tl.per_class_subset(labels, 0)
+
+
+# --- the device-resident loader -----------------------------------------------------------------
+
+
+def _images(n: int) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(n))
+
+
+def test_device_loader_visits_each_index_once_per_epoch() -> None:
+    loader = tl.DeviceLoader(_images(103), torch.arange(103), batch_size=10, device="cpu", seed=5)
+    assert len(loader) == 11
+    epochs = [torch.cat([yb for _, yb in loader]) for _ in range(3)]
+    for order in epochs:
+        assert torch.equal(order.sort().values, torch.arange(103))
+    assert not torch.equal(epochs[0], epochs[1])  # a new permutation every epoch
+
+
+def test_device_loader_same_seed_same_order() -> None:
+    def orders(seed: int) -> list[torch.Tensor]:
+        loader = tl.DeviceLoader(_images(50), torch.arange(50), batch_size=8, device="cpu", seed=seed)
+        return [torch.cat([yb for _, yb in loader]) for _ in range(2)]
+
+    a, b, c = orders(1), orders(1), orders(2)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a[0], c[0])
+
+
+def test_device_loader_batches_match_their_labels_and_normalise() -> None:
+    x = _images(20)
+    mean, std = tl.channel_stats(x)
+    loader = tl.DeviceLoader(x, torch.arange(20), batch_size=6, device="cpu", mean=mean, std=std, drop_last=True)
+    assert len(loader) == 3
+    seen = 0
+    for xb, yb in loader:
+        expected = (x[yb].float() / 255 - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+        assert torch.allclose(xb, expected, atol=1e-6)
+        seen += len(yb)
+    assert seen == 18
+    everything = torch.cat([xb for xb, _ in tl.DeviceLoader(x, torch.arange(20), batch_size=20, device="cpu",
+                                                             mean=mean, std=std)])
+    assert torch.allclose(everything.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5)
+    loader.set_epoch(0)
+    first = next(iter(loader))[1]
+    loader.set_epoch(0)
+    assert torch.equal(first, next(iter(loader))[1])  # resuming reproduces an epoch
+
+
+def test_device_loader_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        tl.DeviceLoader(torch.rand(4, 3, 8, 8), torch.arange(4), batch_size=2, device="cpu")
+    with pytest.raises(ValueError, match="4 images but 3 labels"):
+        tl.DeviceLoader(_images(4), torch.arange(3), batch_size=2, device="cpu")
+
+
+def test_flip_and_crop_are_flips_and_shifts_of_each_image() -> None:
+    x = torch.rand(16, 3, 8, 8)
+    flipped = tl.flip_and_crop(0)(x, torch.Generator().manual_seed(0))
+    kinds = [torch.equal(a, b) for a, b in zip(flipped, x)]
+    assert all(torch.equal(a, b) or torch.equal(a, b.flip(-1)) for a, b in zip(flipped, x))
+    assert 0 < sum(kinds) < 16  # some flipped, some not
+    shifted = tl.flip_and_crop(2, flip=False)(x, torch.Generator().manual_seed(1))
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for a, p in zip(shifted, padded):
+        windows = [p[:, i:i + 8, j:j + 8] for i in range(5) for j in range(5)]
+        assert any(torch.equal(a, w) for w in windows)  # each output is one crop of its own padded image
