@@ -1,0 +1,161 @@
+"""The networks the course trains: the document's small CNN, a CIFAR ResNet, ImageNet models.
+
+``LeNet`` is the document's model with its one bug fixed: the flatten size is computed
+from the image size instead of hard-coded to 320 (right for 28×28, wrong for 32×32).
+The ImageNet models come from torchvision's weights API, with the head replaced.
+
+Example:
+    >>> import torch, tlcourse as tl
+    >>> tl.LeNet(in_channels=3, image_size=32)(torch.zeros(2, 3, 32, 32)).shape
+    torch.Size([2, 10])
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+from torchvision.models import WeightsEnum
+from torchvision.models.resnet import BasicBlock, ResNet
+
+__all__ = ["LeNet", "cifar_resnet18", "imagenet_weights", "imagenet_model", "replace_head"]
+
+
+class LeNet(nn.Module):
+    """The document's CNN: two 5×5 convolutions, then two linear layers.
+
+    The attribute names (``conv1``, ``conv2``, ``fc1``, ``fc2``) are the document's, so
+    its ``state_dict`` keys (``conv1.weight``, ``fc1.weight``, ...) are the same here.
+
+    Args:
+        in_channels: 1 for grey images (MNIST), 3 for colour (CIFAR-10).
+        image_size: height = width of the input; sets ``fc1``'s input size
+            (320 for 28, 500 for 32).
+        num_classes: outputs of ``fc2``.
+
+    Example:
+        >>> LeNet(image_size=28).fc1.in_features, LeNet(image_size=32).fc1.in_features
+        (320, 500)
+    """
+
+    def __init__(self, *, in_channels: int = 1, image_size: int = 28, num_classes: int = 10) -> None:
+        super().__init__()
+        # Each block: 5×5 conv without padding (-4 pixels), then a 2×2 max-pool (halves).
+        side = ((image_size - 4) // 2 - 4) // 2
+        if side < 1:
+            raise ValueError(f"LeNet needs image_size >= 16; got {image_size}")
+        self.flat_features = 20 * side * side  # 20 channels × side × side
+        self.conv1 = nn.Conv2d(in_channels, 10, kernel_size=5)
+        self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
+        self.fc1 = nn.Linear(self.flat_features, 50)
+        self.fc2 = nn.Linear(50, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)  # (B, 10, (S-4)/2, (S-4)/2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)  # (B, 20, side, side)
+        x = x.flatten(1)  # (B, flat_features); flatten(1) keeps the batch axis, view(-1, 320) did not check it
+        x = F.relu(self.fc1(x))  # (B, 50)
+        return self.fc2(x)  # (B, num_classes) logits
+
+
+def cifar_resnet18(*, num_classes: int = 10, in_channels: int = 3) -> ResNet:
+    """A ResNet-18 for 32×32 images: torchvision's ResNet with a 3×3 stem and no max-pool.
+
+    ImageNet's stem (7×7 stride-2 conv, then a max-pool) shrinks a 32×32 image to 8×8
+    before the first block; the CIFAR stem keeps all 32×32 pixels. Module names are
+    torchvision's, so ``transfer_weights`` from an ImageNet ResNet-18 copies every
+    block and skips only ``conv1`` (7×7 vs 3×3) and ``fc``.
+
+    Args:
+        num_classes: outputs of the final ``fc`` layer.
+        in_channels: input channels of the stem.
+
+    Example:
+        >>> cifar_resnet18()(torch.zeros(2, 3, 32, 32)).shape
+        torch.Size([2, 10])
+    """
+    model = ResNet(BasicBlock, [2, 2, 2, 2], num_classes=num_classes)
+    model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")  # as torchvision does
+    model.maxpool = nn.Identity()
+    return model
+
+
+def imagenet_weights(name: str = "resnet18", weights: WeightsEnum | str = "DEFAULT") -> WeightsEnum:
+    """Return a torchvision weights enum member; its ``.transforms()`` is the matching preprocessing.
+
+    Nothing is downloaded: the enum only describes the weights (URL, metrics, transforms).
+
+    Args:
+        name: a torchvision model builder name, e.g. ``"resnet18"``, ``"mobilenet_v3_small"``.
+        weights: a member of that model's enum, or its name (``"DEFAULT"``, ``"IMAGENET1K_V1"``).
+
+    Example:
+        >>> w = imagenet_weights("resnet18")
+        >>> w.meta["num_params"], w.transforms().crop_size
+        (11689512, [224])
+    """
+    enum = torchvision.models.get_model_weights(name)  # ValueError for an unknown model name
+    try:
+        return enum.verify(weights)
+    except KeyError:
+        valid = ", ".join(["DEFAULT"] + [w.name for w in enum])
+        raise ValueError(f"{name} has no weights {weights!r}; valid: {valid}") from None
+
+
+def replace_head(model: nn.Module, *, num_classes: int) -> str:
+    """Replace the model's last ``nn.Linear`` with a new one that has ``num_classes`` outputs.
+
+    That layer is the classifier of every torchvision classification model except
+    SqueezeNet (``fc`` for ResNets, ``classifier.1`` for EfficientNet, ``heads.head`` for
+    ViT, ...). Returns its dotted name, e.g. for ``param_groups(head_names=[...])``.
+
+    Args:
+        model: the network to modify in place.
+        num_classes: outputs of the new head (freshly initialised).
+
+    Example:
+        >>> replace_head(torchvision.models.resnet18(), num_classes=10)
+        'fc'
+    """
+    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear layer to replace")
+    name, old = linears[-1]
+    new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+    parent_name, _, attr = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, attr, new.to(device=old.weight.device, dtype=old.weight.dtype))
+    return name
+
+
+def imagenet_model(
+    name: str = "resnet18",
+    *,
+    weights: WeightsEnum | str | None = None,
+    num_classes: int | None = 10,
+) -> nn.Module:
+    """Build a torchvision model, optionally with pretrained weights, and replace its head.
+
+    ``weights`` goes straight to torchvision's builder, which loads the file from
+    ``$TORCH_HOME/hub/checkpoints/`` (downloading it the first time). Preprocess the
+    inputs with ``imagenet_weights(name, weights).transforms()``.
+
+    Args:
+        name: a torchvision model builder name, e.g. ``"resnet18"``.
+        weights: ``None`` (random initialisation), a weights enum member such as
+            ``ResNet18_Weights.IMAGENET1K_V1``, or its name (``"DEFAULT"``).
+        num_classes: outputs of the new head; ``None`` keeps the 1000-class ImageNet head.
+
+    Example:
+        >>> model = imagenet_model("resnet18", weights=None, num_classes=10)
+        >>> model.fc
+        Linear(in_features=512, out_features=10, bias=True)
+    """
+    if weights is not None:
+        weights = imagenet_weights(name, weights)  # a clear error for a wrong name, before any download
+    model = torchvision.models.get_model(name, weights=weights)
+    if num_classes is not None:
+        replace_head(model, num_classes=num_classes)
+    return model
