@@ -35,6 +35,7 @@ lab: $(STAMP)
 # Tests never download: they use the quick profile and stand-in data unless told otherwise.
 test: export TLCOURSE_PROFILE := $(or $(TLCOURSE_PROFILE),quick)
 test: export TLCOURSE_STANDIN := $(or $(TLCOURSE_STANDIN),1)
+test: export TLCOURSE_CHECKS := $(or $(TLCOURSE_CHECKS),strict)
 test: $(STAMP)
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --durations=10
 

@@ -10,9 +10,13 @@ Each submodule holds one concern and lists its public names in ``__all__``; they
 re-exported here so ``tl.<name>`` works for all of them.
 """
 
+from .checks import *  # noqa: F403
 from .config import *  # noqa: F403
 from .data import *  # noqa: F403
 from .plots import *  # noqa: F403
 from .session import *  # noqa: F403
+from .models import *  # noqa: F403
+from .transfer import *  # noqa: F403
+from .train import *  # noqa: F403
 
 __version__ = "0.1.0"
