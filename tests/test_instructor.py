@@ -1,0 +1,120 @@
+"""Instructor tools: student copies without solutions, and the offline data pack round trip."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+from torchvision.models import ResNet18_Weights
+
+from tlcourse import instructor
+from tlcourse.standins import write_standin
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+
+
+def _tags(cell: nbformat.NotebookNode) -> list[str]:
+    return cell.get("metadata", {}).get("tags", [])
+
+
+def test_student_copies_drop_solutions_and_keep_checks(tmp_path: Path) -> None:
+    written = instructor.write_student_copies(NOTEBOOKS, tmp_path)
+    assert [p.name for p in written] == [p.name for p in NOTEBOOKS]
+    for original, copy in zip(NOTEBOOKS, written):
+        nb, student = nbformat.read(original, as_version=4), nbformat.read(copy, as_version=4)
+        solutions = [c for c in nb.cells if "solution" in _tags(c)]
+        assert solutions, f"{original.name} has no solution cells"
+        assert not any("solution" in _tags(c) for c in student.cells)
+        assert len(student.cells) == len(nb.cells) - len(solutions)
+        checks = [c.source for c in nb.cells if "tl.check_" in c.source and "solution" not in _tags(c)]
+        assert checks and checks == [c.source for c in student.cells if "tl.check_" in c.source]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_student_copy_runs_and_reports_unanswered(notebook: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A student copy runs top to bottom: each check says 'no answer yet' instead of failing."""
+    from nbclient import NotebookClient
+
+    (copy,) = instructor.write_student_copies([notebook], tmp_path)
+    nb = nbformat.read(copy, as_version=4)
+    monkeypatch.setenv("TLCOURSE_CHECKS", "")  # a learner's kernel: lenient checks
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    check_cells = [c for c in nb.cells if "tl.check_" in c.source]
+    shown = [o.get("data", {}).get("text/plain", "") + o.get("text", "") for c in check_cells for o in c.outputs]
+    assert sum("No answer yet" in s for s in shown) == len(check_cells)
+
+
+def test_cli_student_copies(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "tlcourse", "instructor", "student-copies", "--out", str(tmp_path)],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.glob("*.ipynb")) == [p.name for p in NOTEBOOKS]
+
+
+@pytest.fixture
+def fake_downloads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A data directory laid out as after a download (stand-in files at the real paths) and a hub cache."""
+    data, hub = tmp_path / "data", tmp_path / "torch"
+    for name in ("mnist", "fashion_mnist", "cifar10"):
+        write_standin(name, data, n_train=50, n_test=20)
+    monkeypatch.setenv("TORCH_HOME", str(hub))
+    weights = hub / "hub" / "checkpoints" / Path(ResNet18_Weights.IMAGENET1K_V1.url).name
+    weights.parent.mkdir(parents=True)
+    torch.save({"stand-in": torch.arange(5)}, weights)
+    return data, weights
+
+
+def test_pack_unpack_round_trip(fake_downloads: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data, weights = fake_downloads
+    archive = tmp_path / "pack" / "tlcourse-data.tar.gz"
+    manifest = instructor.pack_data(archive, root=data)
+    assert "data/cifar-10-batches-py/data_batch_5" in manifest and "data/MNIST/raw/train-images-idx3-ubyte" in manifest
+    assert f"torch-hub/checkpoints/{weights.name}" in manifest
+    # Unpack on a "machine without internet": a fresh data directory and hub cache.
+    new_data, new_hub = tmp_path / "elsewhere" / "data", tmp_path / "elsewhere" / "torch"
+    monkeypatch.setenv("TORCH_HOME", str(new_hub))
+    assert instructor.unpack_data(archive, root=new_data) == len(manifest)
+    for name in manifest:
+        top, rest = name.split("/", 1)
+        before = (data if top == "data" else weights.parents[1]) / rest
+        after = (new_data if top == "data" else new_hub / "hub") / rest
+        assert after.read_bytes() == before.read_bytes(), name
+    from torchvision.datasets import MNIST
+
+    assert len(MNIST(new_data, train=True)) == 50  # torchvision reads the unpacked files
+
+
+def test_pack_refuses_when_nothing_was_fetched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(FileNotFoundError, match="instructor fetch"):
+        instructor.pack_data(tmp_path / "a.tar.gz", root=tmp_path)
+
+
+def test_unpack_detects_damage(fake_downloads: tuple[Path, Path], tmp_path: Path) -> None:
+    data, _ = fake_downloads
+    archive = tmp_path / "a.tar.gz"
+    instructor.pack_data(archive, root=data)
+    damaged = tmp_path / "damaged.tar.gz"
+    with tarfile.open(archive, "r:gz") as src, tarfile.open(damaged, "w:gz") as dst:
+        for member in src.getmembers():
+            blob = src.extractfile(member).read()
+            if member.name.endswith("test_batch"):
+                blob = blob[:-1] + bytes([blob[-1] ^ 1])
+            import io
+
+            dst.addfile(member, io.BytesIO(blob))
+    with pytest.raises(ValueError, match="does not match its checksum"):
+        instructor.unpack_data(damaged, root=tmp_path / "x")
+
+
+def test_fetch_refuses_on_standins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TLCOURSE_STANDIN", "1")
+    with pytest.raises(RuntimeError, match="unset it"):
+        instructor.fetch_all()
