@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.tlcourse-installed
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 BOOK_ARGS := . --config book/_config.yml --toc book/_toc.yml --path-output book
 
-.PHONY: help venv lab test unit book bench clean
+.PHONY: help venv lab test unit book browser clean
 
 help:
 	@echo "make lab    - create .venv if needed and open the course in JupyterLab"
@@ -36,8 +36,16 @@ lab: $(STAMP)
 test: export TLCOURSE_PROFILE := $(or $(TLCOURSE_PROFILE),quick)
 test: export TLCOURSE_STANDIN := $(or $(TLCOURSE_STANDIN),1)
 test: export TLCOURSE_CHECKS := $(or $(TLCOURSE_CHECKS),strict)
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --durations=10
+
+# The website test opens pages in Debian's chromium (not a downloaded browser).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Debian's chromium for the website test..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: chromium not found; the browser test will be skipped (install Debian's chromium package)"; fi; }
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not book"

@@ -1,27 +1,159 @@
-"""The website builds, with warnings as errors, and every chapter becomes a page."""
+"""The website: it builds with warnings as errors, and every page works in a real browser.
+
+The browser is Debian's ``chromium`` (``make test`` installs it when it runs as root);
+pages are opened headless from the built files, as a reader would open them.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+HTML = REPO / "book" / "_build" / "html"
+SHOTS = REPO / "book" / "_build" / "screenshots"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--virtual-time-budget=3000"]
+PLOTTING = re.compile(r"\btl\.(show_images|show_filters|plot_history|plot_confusion)\(|\.plot\(|\bplt\.")
 
 
-@pytest.mark.book
-def test_book_builds_with_warnings_as_errors() -> None:
+def _toc_pages() -> list[str]:
+    toc = yaml.safe_load((REPO / "book" / "_toc.yml").read_text())
+    return [toc["root"]] + [ch["file"] for part in toc["parts"] for ch in part["chapters"]]
+
+
+@pytest.fixture(scope="module")
+def built_book() -> Path:
     result = subprocess.run(["make", "book"], cwd=REPO, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    html = REPO / "book" / "_build" / "html"
-    toc = yaml.safe_load((REPO / "book" / "_toc.yml").read_text())
-    pages = [toc["root"]] + [ch["file"] for part in toc["parts"] for ch in part["chapters"]]
-    for page in pages:
-        built = html / f"{page}.html"
+    return HTML
+
+
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    exe = shutil.which("chromium")
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; `make test` installs Debian's package when run as root")
+        pytest.skip("chromium is not installed: `sudo apt-get install chromium` (Debian/Ubuntu) to run the browser test")
+    return [exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"]
+
+
+def _source_title(page: str) -> str:
+    """The page's first '# ' heading in its source (notebook or Markdown), as plain text."""
+    nb, md = REPO / f"{page}.ipynb", REPO / f"{page}.md"
+    text = "".join(json.loads(nb.read_text())["cells"][0]["source"]) if nb.exists() else md.read_text()
+    heading = next(line[2:] for line in text.splitlines() if line.startswith("# "))
+    return re.sub(r"[*_`]", "", heading).strip()
+
+
+class _Links(HTMLParser):
+    """Collects hrefs/srcs, element ids, the <title> and <img> sources of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.images: list[str] = []
+        self.ids: set[str] = set()
+        self.title = ""
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if a.get("id"):
+            self.ids.add(a["id"])
+        if tag == "a" and a.get("href"):
+            self.links.append(a["href"])
+        if tag == "img" and a.get("src"):
+            self.images.append(a["src"])
+        if tag == "title":
+            self._in_title = True
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.title += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self._in_title = False
+
+
+def _parse(text: str) -> _Links:
+    p = _Links()
+    p.feed(text)
+    return p
+
+
+def test_book_builds_and_renders_every_page(built_book: Path) -> None:
+    for page in _toc_pages():
+        built = built_book / f"{page}.html"
         assert built.is_file(), f"{page} was not built"
-        assert "Traceback" not in built.read_text(), f"{page} shows a traceback"
-    setup = (html / "notebooks" / "00_setup.html").read_text()
-    assert "<img" in setup  # the sample grids were rendered
-    assert "tag_hide-cell" in setup  # the solution cells are behind a toggle
+        text = built.read_text()
+        assert "Traceback (most recent call last)" not in text, f"{page} shows a traceback"
+    setup = (built_book / "notebooks" / "00_setup.html").read_text()
+    assert "Show the solution" in setup and "tag_solution" in setup  # solutions behind a toggle
+    assert "tlcourse-exercise" in setup  # exercise prompts styled as exercises
+
+
+def test_solutions_hidden_on_page_present_in_notebook(built_book: Path) -> None:
+    for nb_path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        cells = json.loads(nb_path.read_text())["cells"]
+        solutions = [c for c in cells if "solution" in c.get("metadata", {}).get("tags", [])]
+        assert solutions, f"{nb_path.name} has no solution cells"
+        page = (built_book / "notebooks" / f"{nb_path.stem}.html").read_text()
+        # each solution cell is rendered inside a collapsed cell (hide-cell), not removed
+        assert page.count("tag_solution") == len(solutions), nb_path.name
+        assert all("hide-cell" in c["metadata"]["tags"] for c in solutions), nb_path.name
+
+
+def test_no_broken_internal_links(built_book: Path) -> None:
+    pages = {p: _parse(p.read_text()) for p in built_book.rglob("*.html")}
+    broken = []
+    for page, parsed in pages.items():
+        for href in parsed.links + parsed.images:
+            parts = urlsplit(href)
+            if parts.scheme or parts.netloc or href.startswith(("mailto:", "javascript:")):
+                continue  # external: not checked offline
+            target = page if not parts.path else (page.parent / unquote(parts.path)).resolve()
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.exists():
+                broken.append(f"{page.relative_to(built_book)} -> {href}")
+            elif parts.fragment and target.suffix == ".html":
+                ids = pages[target].ids if target in pages else _parse(target.read_text()).ids
+                if unquote(parts.fragment) not in ids:
+                    broken.append(f"{page.relative_to(built_book)} -> {href} (no such anchor)")
+    assert not broken, "broken internal links:\n" + "\n".join(broken)
+
+
+def test_pages_in_a_real_browser(built_book: Path, chromium: list[str]) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for page in _toc_pages():
+        url = (built_book / f"{page}.html").as_uri()
+        result = subprocess.run([*chromium, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0 and "<body" in result.stdout, f"{page} did not load: {result.stderr[-500:]}"
+        dom = _parse(result.stdout)
+        title = _source_title(page)
+        assert dom.title.startswith(title), f"{page}: the browser's <title> {dom.title!r} is not {title!r}"
+        notebook = REPO / f"{page}.ipynb"
+        if notebook.exists() and PLOTTING.search(notebook.read_text()):
+            figures = [src for src in dom.images if "_images/" in src]
+            assert figures, f"{page} plots but shows no figure"
+            for src in figures:
+                path = (built_book / page).parent / unquote(urlsplit(src).path)
+                assert path.is_file() and path.stat().st_size > 1000, f"{page}: figure {src} missing or empty"
+    for name, page in (("intro", "book/intro"), ("chapter-00", "notebooks/00_setup")):
+        shot = SHOTS / f"{name}.png"
+        url = (built_book / f"{page}.html").as_uri()
+        subprocess.run([*chromium, "--window-size=1280,2400", f"--screenshot={shot}", url],
+                       capture_output=True, timeout=120, check=True)
+        assert shot.stat().st_size > 10_000, f"screenshot {shot} is empty"
