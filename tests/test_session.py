@@ -35,3 +35,19 @@ def test_dataset_title_on_real_data(real_env: Path) -> None:
 def test_start_displays_itself(standin_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     tl.start(seed=0)  # outside a notebook, IPython's display prints the text form
     assert "STAND-IN DATA" in capsys.readouterr().out
+
+
+def test_figures_show_in_a_kernel_started_with_agg(standin_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI systems often export MPLBACKEND=Agg; the notebooks (and the website) must still show figures."""
+    import nbclient
+    import nbformat
+
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nimport tlcourse as tl\nrun = tl.start(seed=0)"),
+        nbformat.v4.new_code_cell("for i in range(1):\n    fig, ax = plt.subplots()\n    ax.plot([0, 1])"),
+    ]
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    shown = [o for o in nb.cells[1].outputs if "image/png" in o.get("data", {})]
+    assert shown, "a figure drawn in a loop did not appear under its cell"

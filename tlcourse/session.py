@@ -67,6 +67,28 @@ class Session:
         return out
 
 
+def _inline_figures() -> bool:
+    """In a Jupyter kernel, make figures appear under their cell even when ``MPLBACKEND=Agg``.
+
+    Many CI systems and servers export ``MPLBACKEND=Agg``; a kernel started under it draws
+    every figure off screen and the notebook (and the website built from it) shows none.
+    Returns True when it switched the kernel to the inline backend.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
+        return False  # plain Python or a terminal IPython: leave the backend alone
+    import matplotlib
+
+    if matplotlib.get_backend().lower() != "agg":
+        return False
+    shell.run_line_magic("matplotlib", "inline")
+    return True
+
+
 def start(*, seed: int = 0, profile: str | Profile | None = None, show: bool = True) -> Session:
     """Set up a notebook: pick the run profile and the device, seed everything, and say so.
 
@@ -81,6 +103,7 @@ def start(*, seed: int = 0, profile: str | Profile | None = None, show: bool = T
         1
     """
     p = profile if isinstance(profile, Profile) else get_profile(profile)
+    _inline_figures()
     session = Session(profile=p, device=choose_device(p.device), seed=seed, standins=using_standins())
     seed_everything(seed)
     if show:
