@@ -1,0 +1,265 @@
+"""Exercise checks: a right answer passes, each usual mistake gets its own hint, None is 'no answer yet'."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import tlcourse as tl
+
+
+@pytest.fixture(autouse=True)
+def lenient(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A learner's kernel: checks report, never raise (the strict tests set it themselves)."""
+    monkeypatch.delenv(tl.CHECKS_ENV, raising=False)
+
+
+# --- answers a learner might give ---
+
+def ce_right(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    m = z.max(dim=1, keepdim=True).values  # (N, 1)
+    log_p = z - m - (z - m).exp().sum(dim=1, keepdim=True).log()  # (N, C) log-softmax
+    return -log_p.gather(1, y[:, None]).mean()
+
+
+def ce_sum(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(z, y, reduction="sum")
+
+
+def ce_raw_logits(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return -z.gather(1, y[:, None]).mean()
+
+
+def ce_softmax_no_log(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return -z.softmax(1).gather(1, y[:, None]).mean()
+
+
+def ce_naive(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    p = z.exp() / z.exp().sum(1, keepdim=True)
+    return -p.log().gather(1, y[:, None]).mean()
+
+
+def bce_right(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return (z.clamp(min=0) - z * t + torch.log1p(torch.exp(-z.abs()))).mean()
+
+
+def bce_naive(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    p = torch.sigmoid(z)
+    return -(t * p.log() + (1 - t) * (1 - p).log()).mean()
+
+
+def lerp_right(a: dict, b: dict, lam: float) -> dict:
+    return {k: lam * a[k] + (1 - lam) * b[k] for k in a}
+
+
+def lerp_reversed(a: dict, b: dict, lam: float) -> dict:
+    return {k: (1 - lam) * a[k] + lam * b[k] for k in a}
+
+
+def _source() -> tl.LeNet:
+    torch.manual_seed(0)
+    return tl.LeNet()
+
+
+# --- the result object and strictness ---
+
+@pytest.mark.parametrize("check, args", [
+    (tl.check_cross_entropy, ()), (tl.check_binary_cross_entropy, ()), (tl.check_interpolation, ()),
+    (tl.check_freeze_head, ()), (tl.check_taxonomy, ()), (tl.check_transfer, (tl.LeNet(),)),
+])
+def test_none_is_unanswered_and_does_not_raise_when_lenient(check, args) -> None:
+    result = check(None, *args)
+    assert result.passed is None and not result
+    assert "No answer yet" in repr(result) and "Replace the None" in result.message
+
+
+def test_strict_mode_raises_on_unanswered_and_wrong_but_not_on_right(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(tl.CHECKS_ENV, "strict")
+    with pytest.raises(AssertionError, match="No answer yet"):
+        tl.check_cross_entropy(None)
+    with pytest.raises(AssertionError, match="sum over the batch"):
+        tl.check_cross_entropy(ce_sum)
+    assert tl.check_cross_entropy(ce_right).passed is True
+
+
+def test_check_close_tolerates_rounding_only() -> None:
+    x = torch.rand(5, 3)
+    assert tl.check_close("9.1", x.softmax(1), x.exp() / x.exp().sum(1, keepdim=True), hint="h").passed
+    assert tl.check_close("9.1", x.softmax(0), x.softmax(1), hint="over classes").message == "over classes"
+    assert "Shape (5,)" in tl.check_close("9.1", x[:, 0], x, hint="h").message
+
+
+# --- cross-entropy ---
+
+def test_cross_entropy_right_answers_pass() -> None:
+    assert tl.check_cross_entropy(ce_right).passed
+    assert tl.check_cross_entropy(lambda z, y: F.nll_loss(F.log_softmax(z, 1), y)).passed
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (ce_sum, "sum over the batch"),
+    (lambda z, y: F.cross_entropy(z, y, reduction="none"), "one loss per example"),
+    (ce_raw_logits, "raw logits"),
+    (ce_softmax_no_log, "probabilities where their logarithm belongs"),
+    (lambda z, y: -ce_right(z, y), "sign"),
+    (lambda z, y: -(z.log_softmax(0).gather(1, y[:, None])).mean(), "wrong axis"),
+    (lambda z, y: F.binary_cross_entropy_with_logits(z, F.one_hot(y, z.shape[1]).float()), "one-vs-rest"),
+    (lambda z, y: -z.log_softmax(1).mean(), "only the true class"),
+    (ce_naive, "overflows"),
+    (lambda z, y: 1 / 0, "raised ZeroDivisionError"),
+    (lambda z, y: z.sub_(1).sum(), "in place"),
+    (lambda z, y: [1.0], "not list"),
+    (42, "Expected a function"),
+])
+def test_cross_entropy_mistakes_get_specific_hints(fn, hint: str) -> None:
+    result = tl.check_cross_entropy(fn)
+    assert result.passed is False
+    assert hint in result.message
+
+
+def test_cross_entropy_hints_never_show_code() -> None:
+    for fn in (ce_sum, ce_raw_logits, ce_softmax_no_log, ce_naive):
+        message = tl.check_cross_entropy(fn).message
+        assert "log_softmax(" not in message and "gather" not in message and "def " not in message
+
+
+# --- binary cross-entropy ---
+
+def test_binary_cross_entropy_right_answers_pass() -> None:
+    assert tl.check_binary_cross_entropy(bce_right).passed
+    assert tl.check_binary_cross_entropy(F.binary_cross_entropy_with_logits).passed
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (bce_naive, "logits of ±100"),
+    (lambda z, t: F.binary_cross_entropy_with_logits(z, t, reduction="sum"), "That is the sum"),
+    (lambda z, t: F.binary_cross_entropy_with_logits(z, t, reduction="none"), "one loss per element"),
+    (lambda z, t: -bce_right(z, t), "sign"),
+    (lambda z, t: -(t * z.log() + (1 - t) * (1 - z).log()).mean(), "pass them through the sigmoid"),
+    (lambda z, t: F.binary_cross_entropy_with_logits(z, t, reduction="sum") / z.shape[0], "examples only"),
+    (lambda z, t: -(t * torch.sigmoid(z).log()).mean(), "Both terms count"),
+])
+def test_binary_cross_entropy_mistakes_get_specific_hints(fn, hint: str) -> None:
+    result = tl.check_binary_cross_entropy(fn)
+    assert result.passed is False
+    assert hint in result.message
+
+
+def test_softmax_in_a_multi_label_loss_is_named() -> None:
+    def softmax_bce(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if z.ndim == 1:
+            return bce_right(z, t)
+        return -(t * z.log_softmax(1)).sum(1).mean()
+    assert "use the sigmoid" in tl.check_binary_cross_entropy(softmax_bce).message
+
+
+# --- interpolation ---
+
+def test_interpolation_right_answers_pass() -> None:
+    assert tl.check_interpolation(lerp_right).passed
+    assert tl.check_interpolation(tl.interpolate_state_dicts).passed
+    assert tl.check_interpolation(lambda a, b, lam: {k: torch.lerp(b[k], a[k], lam) for k in a}).passed
+
+
+def _in_place(a: dict, b: dict, lam: float) -> dict:
+    for k in a:
+        a[k].mul_(lam).add_((1 - lam) * b[k])
+    return a
+
+
+def _partial(a: dict, b: dict, lam: float) -> dict:
+    return {k: (lam * a[k] + (1 - lam) * b[k]) if k.endswith("weight") else b[k] for k in a}
+
+
+def _no_return(a: dict, b: dict, lam: float) -> None:
+    {k: lam * a[k] + (1 - lam) * b[k] for k in a}
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (lerp_reversed, "λ is reversed"),
+    (lambda a, b, lam: {k: (a[k] + b[k]) / 2 for k in a}, "ignores λ"),
+    (_in_place, "in place"),
+    (_no_return, "returned None"),
+    (lambda a, b, lam: [lam * a[k] + (1 - lam) * b[k] for k in a], "not list"),
+    (lambda a, b, lam: {k: lam * a[k] + (1 - lam) * b[k] for k in a if "bias" not in k}, "missing: conv.bias"),
+    (_partial, "Some tensors are blended right"),
+    (lambda a, b, lam: {k: lam * a[k] + lam * b[k] for k in a}, "is not λ·sd_a + (1 − λ)·sd_b"),
+])
+def test_interpolation_mistakes_get_specific_hints(fn, hint: str) -> None:
+    result = tl.check_interpolation(fn)
+    assert result.passed is False
+    assert hint in result.message
+
+
+# --- copying weights and freezing ---
+
+def test_transfer_right_answers_pass() -> None:
+    source = _source()
+    target = tl.LeNet()
+    tl.transfer_weights(source, target, skip="fc2")
+    assert tl.check_transfer(target, source).passed
+    by_hand = tl.LeNet()
+    by_hand.load_state_dict({k: v for k, v in source.state_dict().items() if not k.startswith("fc2.")}, strict=False)
+    assert tl.check_transfer(by_hand, source).passed
+
+
+def test_transfer_mistakes_get_specific_hints() -> None:
+    source = _source()
+    assert "source network itself" in tl.check_transfer(source, source).message
+    assert "head (fc2) was copied too" in tl.check_transfer(copy.deepcopy(source), source).message
+    assert "nothing was copied" in tl.check_transfer(tl.LeNet(), source).message
+    partial = tl.LeNet()
+    tl.transfer_weights(source, partial, skip=["fc1", "fc2"])
+    assert "fc1.weight" in tl.check_transfer(partial, source).message
+    shared = tl.LeNet()
+    shared.load_state_dict(source.state_dict(), assign=True)
+    assert "share memory" in tl.check_transfer(shared, source).message
+    assert "other tensors" in tl.check_transfer(tl.LeNet(in_channels=3, image_size=32), source).message
+    assert "nn.Module" in tl.check_transfer("model", source).message
+
+
+def test_freeze_head_right_answers_pass() -> None:
+    model = tl.LeNet()
+    tl.freeze_all_but(model, "fc2")
+    assert tl.check_freeze_head(model).passed
+    by_hand = tl.LeNet()
+    for name, p in by_hand.named_parameters():
+        p.requires_grad_(name.startswith("fc2."))
+    result = tl.check_freeze_head(by_hand)
+    assert result.passed and "510 of 21,840" in result.message
+
+
+def test_freeze_head_mistakes_get_specific_hints() -> None:
+    everything = tl.LeNet()
+    tl.freeze(everything)
+    assert "head too" in tl.check_freeze_head(everything).message
+    head_only = tl.LeNet()
+    tl.freeze(head_only, "fc2")
+    assert "The head is frozen" in tl.check_freeze_head(head_only).message
+    assert "Nothing is frozen" in tl.check_freeze_head(tl.LeNet()).message
+    convs_only = tl.LeNet()
+    tl.freeze(convs_only, ["conv1", "conv2"])
+    message = tl.check_freeze_head(convs_only).message
+    assert "Part of the body still trains" in message and "fc1.weight" in message
+    assert "top-level modules are: conv1" in tl.check_freeze_head(tl.LeNet(), head="classifier").message
+
+
+# --- taxonomy quiz ---
+
+RIGHT = {"a": "inductive", "b": "transductive", "c": "unsupervised", "d": "inductive"}
+
+
+def test_taxonomy_right_answer_passes_in_any_case() -> None:
+    assert tl.check_taxonomy(RIGHT).passed
+    assert tl.check_taxonomy({k: f" {v.upper()} " for k, v in RIGHT.items()}).passed
+
+
+def test_taxonomy_mistakes_get_hints_without_the_answer() -> None:
+    result = tl.check_taxonomy({**RIGHT, "b": "inductive"})
+    assert result.passed is False and "3 of 4 right" in result.message and "(b)" in result.message
+    assert "transductive" not in result.message.split("(b)")[1]
+    assert "missing" in tl.check_taxonomy({"a": "inductive"}).message
+    assert "is not one" in tl.check_taxonomy({**RIGHT, "c": "sideways"}).message
