@@ -9,12 +9,13 @@ STAMP  := $(VENV)/.tlcourse-installed
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 BOOK_ARGS := . --config book/_config.yml --toc book/_toc.yml --path-output book
 
-.PHONY: help venv lab test unit book browser clean
+.PHONY: help venv lab test unit book browser bench clean
 
 help:
 	@echo "make lab    - create .venv if needed and open the course in JupyterLab"
 	@echo "make test   - create .venv if needed; unit tests, every notebook (nbval), the book build"
 	@echo "make book   - build the website into book/_build/html"
+	@echo "make bench  - time the data pipelines and the whole LeNet case study (cpu profile, stand-ins unless set)"
 	@echo "make clean  - remove build outputs (keeps .venv and data/)"
 
 # The environment: Python 3.11, every package pinned by constraints.txt, tlcourse editable.
@@ -49,6 +50,13 @@ browser:
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not book"
+
+# Benchmarks print numbers; they are not tests. Same data rule as `make test`: stand-ins unless
+# TLCOURSE_STANDIN is set (TLCOURSE_STANDIN=0 with the real data in place measures on it).
+bench: export TLCOURSE_PROFILE := $(or $(TLCOURSE_PROFILE),cpu)
+bench: export TLCOURSE_STANDIN := $(or $(TLCOURSE_STANDIN),1)
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_pipeline.py
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build $(BOOK_ARGS) -W --keep-going

@@ -18,5 +18,6 @@ from .session import *  # noqa: F403
 from .models import *  # noqa: F403
 from .transfer import *  # noqa: F403
 from .train import *  # noqa: F403
+from .casestudy import *  # noqa: F403
 
 __version__ = "0.1.0"
