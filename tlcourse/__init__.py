@@ -19,5 +19,8 @@ from .models import *  # noqa: F403
 from .transfer import *  # noqa: F403
 from .train import *  # noqa: F403
 from .casestudy import *  # noqa: F403
+from .adapt import *  # noqa: F403
+from .fusion import *  # noqa: F403
+from .selection import *  # noqa: F403
 
 __version__ = "0.1.0"

@@ -1,0 +1,192 @@
+"""Transferability scores against hand computations and a direct evidence computation; the ImageNet loader."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy import stats
+
+import tlcourse as tl
+
+CPU = torch.device("cpu")
+
+
+# --- LEEP ----------------------------------------------------------------------------------------
+
+def test_leep_matches_a_hand_computation() -> None:
+    theta = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], dtype=torch.float64)
+    y = torch.tensor([0, 1, 1])
+    # joint P(y, z) = (1/3) Σ θ_i over the examples of class y
+    joint = torch.tensor([[0.9, 0.1], [0.8, 1.2]], dtype=torch.float64) / 3
+    pz = joint.sum(0)  # [1.7/3, 1.3/3]
+    cond = joint / pz  # P(y | z)
+    eep = [0.9 * cond[0, 0] + 0.1 * cond[0, 1],
+           0.2 * cond[1, 0] + 0.8 * cond[1, 1],
+           0.6 * cond[1, 0] + 0.4 * cond[1, 1]]
+    expected = sum(math.log(float(e)) for e in eep) / 3
+    assert tl.leep(theta, y) == pytest.approx(expected, rel=1e-9)
+    # the two-example case written out by hand: both terms are 0.9·(0.45/0.55) + 0.1·(0.05/0.45)
+    two = tl.leep(torch.tensor([[0.9, 0.1], [0.2, 0.8]], dtype=torch.float64), torch.tensor([0, 1]))
+    assert two == pytest.approx(math.log(0.9 * 0.45 / 0.55 + 0.1 * 0.05 / 0.45), rel=1e-9)
+
+
+def test_leep_extremes_and_input_checks() -> None:
+    # a source whose classes are a (relabelled) perfect match: log-likelihood 0
+    assert tl.leep(torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1, 0])) == pytest.approx(0.0)
+    # an uninformative source (the same distribution for every input) gives the log of the class frequencies
+    y = torch.tensor([0, 0, 0, 1])
+    uniform = torch.full((4, 3), 1 / 3)
+    assert tl.leep(uniform, y) == pytest.approx((3 * math.log(0.75) + math.log(0.25)) / 4)
+    with pytest.raises(ValueError, match="softmax"):
+        tl.leep(torch.tensor([[2.0, 0.5]]), torch.tensor([0]))  # logits, not probabilities
+    with pytest.raises(ValueError, match="N = len"):
+        tl.leep(torch.full((3, 2), 0.5), torch.tensor([0, 1]))
+
+
+# --- LogME ---------------------------------------------------------------------------------------
+
+def _direct_log_evidence(f: np.ndarray, y: np.ndarray, alpha: float, beta: float) -> float:
+    """log N(y | 0, α⁻¹ F Fᵀ + β⁻¹ I), by a dense covariance: no SVD, no shortcuts."""
+    n = len(y)
+    cov = f @ f.T / alpha + np.eye(n) / beta
+    _, logdet = np.linalg.slogdet(cov)
+    return float(-0.5 * (n * np.log(2 * np.pi) + logdet + y @ np.linalg.solve(cov, y)))
+
+
+@pytest.mark.parametrize("n,d", [(30, 5), (8, 20)])  # more examples than features, and fewer
+def test_logme_evidence_equals_the_direct_gaussian_marginal_likelihood(n: int, d: int) -> None:
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(n, d))
+    y = f @ rng.normal(size=d) + 0.3 * rng.normal(size=n)
+    for alpha, beta in [(1.0, 1.0), (0.3, 5.0), (7.0, 0.2)]:
+        ours = tl.logme_evidence(torch.tensor(f), torch.tensor(y), alpha=alpha, beta=beta)
+        assert ours == pytest.approx(_direct_log_evidence(f, y, alpha, beta) / n, rel=1e-9, abs=1e-9)
+
+
+def test_logme_evidence_small_hand_example() -> None:
+    # F = [[1], [1]], y = [1, 1], α = β = 1: C = [[2, 1], [1, 2]], |C| = 3, yᵀC⁻¹y = 2/3
+    expected = (-math.log(2 * math.pi) - 0.5 * math.log(3) - 1 / 3) / 2
+    assert tl.logme_evidence(torch.ones(2, 1), torch.tensor([1.0, 1.0]), alpha=1.0, beta=1.0) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("n,d", [(40, 6), (10, 30)])
+def test_logme_fit_finds_the_maximum_evidence(n: int, d: int) -> None:
+    rng = np.random.default_rng(1)
+    f = rng.normal(size=(n, d))
+    y = f @ rng.normal(size=d) * 0.5 + rng.normal(size=n)
+    fit = tl.logme_fit(torch.tensor(f), torch.tensor(y))
+    assert fit.evidence == pytest.approx(_direct_log_evidence(f, y, fit.alpha, fit.beta) / n, rel=1e-9)
+    # no point of a fine log-grid around it does better (up to the grid's resolution)
+    grid = np.exp(np.linspace(-4, 4, 81))
+    best = max(_direct_log_evidence(f, y, fit.alpha * a, fit.beta * b) / n for a in grid for b in grid)
+    assert fit.evidence >= best - 1e-6
+    # and it is a stationary point: small moves in either direction lose evidence
+    for da, db in [(1.05, 1), (0.95, 1), (1, 1.05), (1, 0.95)]:
+        assert fit.evidence >= _direct_log_evidence(f, y, fit.alpha * da, fit.beta * db) / n - 1e-9
+
+
+def test_logme_averages_the_classes_and_prefers_informative_features() -> None:
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(60) % 3
+    noise = torch.randn(60, 8, generator=g)
+    informative = noise + 2.0 * F.one_hot(y, 8).float()
+    onehot = F.one_hot(y, 3).double()
+    per_class = [tl.logme_fit(informative, onehot[:, k]).evidence for k in range(3)]
+    assert tl.logme(informative, y) == pytest.approx(sum(per_class) / 3)
+    assert tl.logme(informative, y) > tl.logme(noise, y)
+
+
+# --- probes, features, correlations, verdicts ----------------------------------------------------
+
+def test_extract_features_returns_the_head_input_and_output() -> None:
+    torch.manual_seed(0)
+    model = tl.LeNet().eval()
+    x, y = torch.rand(5, 1, 28, 28), torch.tensor([0, 1, 2, 3, 4])
+    feats, logits, labels = tl.extract_features(model, [(x[:3], y[:3]), (x[3:], y[3:])], CPU, head="fc2")
+    with torch.no_grad():
+        h = F.max_pool2d(F.relu(model.conv1(x)), 2)
+        h = F.max_pool2d(F.relu(model.conv2(h)), 2)
+        expected = F.relu(model.fc1(h.flatten(1)))
+        torch.testing.assert_close(feats, expected)
+        torch.testing.assert_close(logits, model(x))
+    assert torch.equal(labels, y)
+    assert not model.fc2._forward_hooks  # the hook is removed
+
+
+def test_probe_on_features_learns_a_separable_problem() -> None:
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(40) % 4
+    x = torch.randn(40, 6, generator=g) + 3 * F.one_hot(y, 6).float()
+    yt = torch.arange(40) % 4
+    xt = torch.randn(40, 6, generator=g) + 3 * F.one_hot(yt, 6).float()
+    assert tl.probe_on_features(x, y, xt, yt) >= 0.85
+    assert tl.probe_on_features(torch.randn(40, 6, generator=g), y, torch.randn(40, 6, generator=g), yt) < 0.6
+
+
+def test_rank_correlation_matches_scipy() -> None:
+    s, a = [0.1, 0.4, 0.2, 0.9, 0.5], [0.3, 0.5, 0.1, 0.8, 0.7]
+    r = tl.rank_correlation(s, a)
+    assert r["spearman"] == pytest.approx(stats.spearmanr(s, a)[0])
+    assert r["kendall"] == pytest.approx(stats.kendalltau(s, a)[0])
+    assert tl.rank_correlation([1, 2, 3], [10, 20, 30])["kendall"] == pytest.approx(1.0)
+    assert tl.rank_correlation([1, 2, 3], [30, 20, 10])["spearman"] == pytest.approx(-1.0)
+    assert math.isnan(tl.rank_correlation([1, 1, 1], [1, 2, 3])["kendall"])
+
+
+def test_transfer_verdicts() -> None:
+    t = pd.DataFrame({"mean": [0.70, 0.60, 0.72, 0.80], "std": [0.02, 0.01, 0.05, 0.01]},
+                     index=["scratch", "bad", "same", "good"])
+    v = tl.transfer_verdicts(t, baseline="scratch")
+    assert v["verdict"].tolist() == ["baseline", "negative transfer", "no clear difference", "positive transfer"]
+    assert v.loc["bad", "gain"] == pytest.approx(-0.10)
+
+
+# --- the ImageNet source -------------------------------------------------------------------------
+
+@pytest.fixture
+def empty_torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "torch_home"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home
+
+
+def test_imagenet_source_on_standins_is_an_announced_random_standin(empty_torch_home: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(tl.STANDIN_ENV, "1")
+    src = tl.imagenet_source("resnet18", seed=3)
+    assert src.kind == "standin" and src.model is not None
+    assert "stand-in pretrained weights: not ImageNet" in src.message
+    assert "stand-in pretrained weights: not ImageNet" in src._repr_html_()
+    assert os.environ["TORCH_HOME"] == str(empty_torch_home)  # restored
+    assert not (empty_torch_home / "hub").exists()  # nothing written to the real hub
+    torch.manual_seed(3)
+    reference = tl.imagenet_model("resnet18", weights=None, num_classes=None)
+    assert torch.equal(src.model.conv1.weight, reference.conv1.weight)
+    assert src.model.fc.out_features == 1000
+
+
+def test_imagenet_source_on_real_data_without_weights_does_not_fake(empty_torch_home: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(tl.STANDIN_ENV, raising=False)
+    src = tl.imagenet_source("resnet18", download=False)
+    assert src.kind == "missing" and src.model is None
+    assert "resnet18-f37072fd.pth" in src.message and "instead of faking" in src.message
+
+
+def test_imagenet_source_loads_a_cached_checkpoint(empty_torch_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(tl.STANDIN_ENV, "1")  # even on stand-ins a real file in the cache wins
+    torch.manual_seed(5)
+    weights = tl.imagenet_model("resnet18", weights=None, num_classes=None).state_dict()
+    ckpt = empty_torch_home / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    ckpt.parent.mkdir(parents=True)
+    torch.save(weights, ckpt)
+    src = tl.imagenet_source("resnet18")
+    assert src.kind == "imagenet" and str(ckpt) in src.message
+    assert torch.equal(src.model.conv1.weight, weights["conv1.weight"])

@@ -1,0 +1,433 @@
+"""Choosing a source: transferability scores computed without fine-tuning, and whether they rank well.
+
+A transferability score looks at a candidate source network's outputs on the *labelled
+target data* and predicts how well it will transfer, without training it:
+
+* ``leep``: LEEP (Nguyen et al., 2020), the log-likelihood of the target labels under a
+  classifier that maps the source's *predicted source classes* to target classes.
+* ``logme``: LogME (You et al., 2021), the log marginal likelihood (evidence) of a
+  Bayesian linear model from the source's *features* to the target labels, with its prior
+  and noise precisions set to maximise that evidence.
+
+``extract_features`` gets features and source logits in one pass; ``probe_on_features``
+measures the actual linear-probe accuracy; ``rank_correlation`` asks whether scores rank
+the sources as their accuracies do; ``transfer_verdicts`` flags negative transfer against
+a scratch baseline. ``imagenet_source`` loads torchvision's ImageNet ResNet-18, or an
+announced stand-in when the course runs on stand-in data without the real weights.
+
+Example:
+    >>> import torch, tlcourse as tl
+    >>> probs = torch.tensor([[0.9, 0.1], [0.2, 0.8]])
+    >>> round(tl.leep(probs, torch.tensor([0, 1])), 4)
+    -0.2911
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import math
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import STANDIN_ENV, using_standins
+from .models import imagenet_model, imagenet_weights
+
+__all__ = [
+    "extract_features",
+    "leep",
+    "LogMEFit",
+    "logme_evidence",
+    "logme_fit",
+    "logme",
+    "probe_on_features",
+    "rank_correlation",
+    "transfer_verdicts",
+    "PretrainedSource",
+    "imagenet_source",
+]
+
+
+@torch.no_grad()  # not inference_mode: the features are later used in autograd (probes)
+def extract_features(model: nn.Module, loader: Any, device: torch.device, *, head: str
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One pass over ``loader``: the features entering ``head``, the logits leaving it, the labels.
+
+    A forward hook on the head module records its input (the penultimate features,
+    flattened) and output (the source's logits). The model runs in eval mode.
+
+    Args:
+        model: the source network, with its *source* head still on.
+        loader: ``(x, y)`` batches of target data.
+        device: where the model lives.
+        head: the head's module name (``"fc2"`` for ``LeNet``, ``"fc"`` for ResNets).
+
+    Returns:
+        ``features`` (N, D), ``logits`` (N, Z) as float32 on the CPU, and ``labels`` (N,).
+
+    Example:
+        >>> data = [(torch.zeros(3, 1, 28, 28), torch.tensor([0, 1, 2]))]
+        >>> f, z, y = extract_features(tl.LeNet(), data, torch.device("cpu"), head="fc2")
+        >>> tuple(f.shape), tuple(z.shape)
+        ((3, 50), (3, 10))
+    """
+    feats: list[torch.Tensor] = []
+    logits: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
+
+    def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        feats.append(inputs[0].flatten(1).float().cpu())  # (B, D)
+        logits.append(output.float().cpu())  # (B, Z)
+
+    handle = model.get_submodule(head).register_forward_hook(hook)
+    try:
+        model.eval()
+        for x, y in loader:
+            model(x.to(device))
+            labels.append(y.cpu())
+    finally:
+        handle.remove()
+    return torch.cat(feats), torch.cat(logits), torch.cat(labels)
+
+
+def leep(source_probs: torch.Tensor, labels: torch.Tensor, *, num_classes: int | None = None) -> float:
+    """LEEP score of a source on labelled target data (Nguyen et al., 2020). Higher is better; always ≤ 0.
+
+    With θ(x) the source's predicted distribution over its Z classes and y the target labels:
+
+    1. the empirical joint ``P(y, z) = (1/N) Σ_i θ(x_i)_z · [y_i = y]`` and ``P(z) = Σ_y P(y, z)``;
+    2. the conditional ``P(y | z) = P(y, z) / P(z)``: how often source class z is target class y;
+    3. ``LEEP = (1/N) Σ_i log Σ_z P(y_i | z) · θ(x_i)_z``, the mean log-likelihood of the
+       "expected empirical predictor" that routes each input through the source's classes.
+
+    Args:
+        source_probs: (N, Z) rows of the source's softmax probabilities.
+        labels: (N,) target classes.
+        num_classes: number of target classes (default: the largest label + 1).
+
+    Example:
+        >>> leep(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([1, 0]))  # a perfect (relabelled) match
+        0.0
+    """
+    theta = torch.as_tensor(source_probs, dtype=torch.float64)
+    y = torch.as_tensor(labels, dtype=torch.long)
+    if theta.ndim != 2 or len(theta) != len(y):
+        raise ValueError(f"source_probs must be (N, Z) with N = len(labels); got {tuple(theta.shape)}, {len(y)}")
+    if not torch.allclose(theta.sum(1), torch.ones(len(theta), dtype=torch.float64), atol=1e-4):
+        raise ValueError("source_probs rows must sum to 1: pass softmax(logits), not logits")
+    c = num_classes or int(y.max()) + 1
+    joint = torch.zeros(c, theta.shape[1], dtype=torch.float64).index_add_(0, y, theta) / len(y)  # (C, Z)
+    conditional = joint / joint.sum(0, keepdim=True).clamp_min(1e-300)  # P(y | z), (C, Z)
+    eep = theta @ conditional.T  # (N, C): Σ_z P(y | z) θ_z
+    return float(eep[torch.arange(len(y)), y].clamp_min(1e-300).log().mean())
+
+
+@dataclass(frozen=True)
+class LogMEFit:
+    """The evidence-maximising prior precision α and noise precision β for one target vector."""
+
+    evidence: float  # log p(y | F, α, β) / N
+    alpha: float  # precision of the Gaussian prior on the weights
+    beta: float  # precision of the Gaussian noise on the targets
+    iterations: int  # fixed-point iterations used
+
+
+def _svd_terms(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """U and squared singular values of the (N, D) features, in float64, plus N and D."""
+    f = torch.as_tensor(features, dtype=torch.float64)
+    u, s, _ = torch.linalg.svd(f, full_matrices=False)  # u (N, r), s (r,)
+    return u, s**2, f.shape[0], f.shape[1]
+
+
+def _evidence(u: torch.Tensor, sigma: torch.Tensor, n: int, d: int, y: torch.Tensor,
+              alpha: float, beta: float) -> tuple[float, float, float, float]:
+    """(evidence / N, γ, ‖m‖², ‖F m − y‖²) of Bayesian linear regression at (α, β), via the SVD."""
+    z = u.T @ y  # (r,) coordinates of y in the column space of F
+    denom = alpha + beta * sigma
+    m2 = float((beta * sigma.sqrt() * z / denom).pow(2).sum())  # ‖m‖², m the posterior mean
+    outside = max(float(y @ y - z @ z), 0.0)  # the part of y no weight vector can reach
+    res2 = float((alpha * z / denom).pow(2).sum()) + outside  # ‖F m − y‖²
+    gamma = float((beta * sigma / denom).sum())  # effective number of parameters
+    logdet_a = float(denom.log().sum()) + (d - len(sigma)) * math.log(alpha)  # log|αI + βFᵀF|
+    ev = (d / 2 * math.log(alpha) + n / 2 * math.log(beta) - n / 2 * math.log(2 * math.pi)
+          - beta / 2 * res2 - alpha / 2 * m2 - logdet_a / 2)
+    return ev / n, gamma, m2, res2
+
+
+def logme_evidence(features: torch.Tensor, y: torch.Tensor, *, alpha: float, beta: float) -> float:
+    """Log evidence per example, ``log p(y | F, α, β) / N``, of Bayesian linear regression.
+
+    The model is ``y = F w + ε`` with prior ``w ~ N(0, α⁻¹ I)`` and noise ``ε ~ N(0, β⁻¹ I)``;
+    integrating out ``w`` gives ``y ~ N(0, α⁻¹ F Fᵀ + β⁻¹ I)``. Computed with one SVD of F.
+
+    Args:
+        features: (N, D).
+        y: (N,) real targets (for LogME: one column of the one-hot labels).
+        alpha, beta: the precisions.
+
+    Example:
+        >>> round(logme_evidence(torch.ones(2, 1), torch.tensor([1.0, 1.0]), alpha=1.0, beta=1.0), 4)
+        -1.3603
+    """
+    u, sigma, n, d = _svd_terms(features)
+    return _evidence(u, sigma, n, d, torch.as_tensor(y, dtype=torch.float64), alpha, beta)[0]
+
+
+def logme_fit(features: torch.Tensor, y: torch.Tensor, *, max_iter: int = 100, tol: float = 1e-6) -> LogMEFit:
+    """Maximise the evidence over α and β by MacKay's fixed-point updates (LogME's Algorithm 1).
+
+    Repeat ``γ = Σ βσᵢ/(α + βσᵢ)``, ``α = γ / ‖m‖²``, ``β = (N − γ) / ‖F m − y‖²`` (σᵢ the
+    squared singular values of F, m the posterior mean) until α/β stops changing.
+
+    Args:
+        features: (N, D).
+        y: (N,) real targets.
+        max_iter: at most this many updates.
+        tol: stop when α/β changes by less than this fraction.
+
+    Example:
+        >>> f = torch.randn(50, 3, generator=torch.Generator().manual_seed(0))
+        >>> fit = logme_fit(f, f @ torch.tensor([1.0, -1.0, 0.5]))
+        >>> fit.beta > 100  # the targets are an exact linear function: almost no noise
+        True
+    """
+    u, sigma, n, d = _svd_terms(features)
+    y = torch.as_tensor(y, dtype=torch.float64)
+    alpha, beta = 1.0, 1.0
+    it = 0
+    for it in range(1, max_iter + 1):
+        _, gamma, m2, res2 = _evidence(u, sigma, n, d, y, alpha, beta)
+        new_alpha = gamma / max(m2, 1e-300)
+        new_beta = (n - gamma) / max(res2, 1e-300)
+        done = abs(new_alpha / new_beta - alpha / beta) <= tol * (alpha / beta)
+        alpha, beta = new_alpha, new_beta
+        if done:
+            break
+    return LogMEFit(_evidence(u, sigma, n, d, y, alpha, beta)[0], alpha, beta, it)
+
+
+def logme(features: torch.Tensor, labels: torch.Tensor, *, num_classes: int | None = None) -> float:
+    """LogME score (You et al., 2021): the mean over classes of the maximised evidence per example.
+
+    Each class k gives a regression target, the k-th column of the one-hot labels; its
+    evidence is maximised over (α, β) by ``logme_fit``; the score is the average over
+    classes. Higher is better. Only features and labels are needed, so LogME also
+    scores networks whose source task had no classes.
+
+    Args:
+        features: (N, D) target features from the candidate source.
+        labels: (N,) target classes.
+        num_classes: number of target classes (default: the largest label + 1).
+
+    Example:
+        >>> f = torch.randn(40, 5, generator=torch.Generator().manual_seed(0))
+        >>> y = torch.arange(40) % 2
+        >>> logme(f + 3.0 * y[:, None], y) > logme(f, y)  # features that separate the classes score higher
+        True
+    """
+    y = torch.as_tensor(labels, dtype=torch.long)
+    c = num_classes or int(y.max()) + 1
+    onehot = F.one_hot(y, c).to(torch.float64)  # (N, C)
+    return float(sum(logme_fit(features, onehot[:, k]).evidence for k in range(c)) / c)
+
+
+def probe_on_features(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
+                      test_labels: torch.Tensor, *, l2: float = 1e-3, max_iter: int = 200) -> float:
+    """Accuracy of a linear classifier trained on frozen features: a linear probe, in seconds.
+
+    Features are standardised with the training set's mean and std; the classifier is
+    multinomial logistic regression with an L2 penalty ``l2/2 · ‖W‖²``, fitted by L-BFGS
+    (full batch, deterministic).
+
+    Args:
+        train_features, train_labels: (N, D) and (N,), the labelled target budget.
+        test_features, test_labels: (M, D) and (M,).
+        l2: strength of the penalty (needed: with few examples the classes separate perfectly).
+        max_iter: L-BFGS iterations.
+
+    Example:
+        >>> f = torch.randn(40, 5, generator=torch.Generator().manual_seed(0)); y = torch.arange(40) % 2
+        >>> probe_on_features(f + 3.0 * y[:, None], y, f + 3.0 * y[:, None], y)
+        1.0
+    """
+    xtr, xte = train_features.double(), test_features.double()
+    mean, std = xtr.mean(0), xtr.std(0).clamp_min(1e-6)
+    xtr, xte = (xtr - mean) / std, (xte - mean) / std
+    c = int(max(train_labels.max(), test_labels.max())) + 1
+    w = torch.zeros(xtr.shape[1], c, dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(c, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(xtr @ w + b, train_labels) + 0.5 * l2 * w.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        return float(((xte @ w + b).argmax(1) == test_labels).double().mean())
+
+
+def rank_correlation(scores: Sequence[float], accuracies: Sequence[float]) -> dict[str, float]:
+    """Spearman's ρ and Kendall's τ between scores and accuracies (scipy), with their p-values.
+
+    1 means the scores rank the sources exactly as their accuracies do, −1 exactly
+    reversed. With a handful of sources the p-values are large: a perfect ranking of 5
+    sources has p ≈ 0.02 (Kendall), of 4 sources p ≈ 0.08.
+
+    Example:
+        >>> rank_correlation([1, 2, 3, 4], [0.1, 0.3, 0.2, 0.9])["kendall"]
+        0.6666666666666669
+    """
+    from scipy import stats
+
+    s, a = list(map(float, scores)), list(map(float, accuracies))
+    if len(s) != len(a) or len(s) < 2:
+        raise ValueError("need two equally long sequences of at least 2 values")
+    if len(set(s)) < 2 or len(set(a)) < 2:  # a constant input has no ranking
+        return {"spearman": math.nan, "spearman_p": math.nan, "kendall": math.nan, "kendall_p": math.nan}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rho, rho_p = stats.spearmanr(s, a)
+        tau, tau_p = stats.kendalltau(s, a)
+    return {"spearman": float(rho), "spearman_p": float(rho_p), "kendall": float(tau), "kendall_p": float(tau_p)}
+
+
+def transfer_verdicts(table: pd.DataFrame, *, baseline: str) -> pd.DataFrame:
+    """Compare every row of a ``summarise_runs`` table with the ``baseline`` row (training from scratch).
+
+    Adds ``gain`` (difference of the means) and ``verdict``: "negative transfer" when the
+    source is worse than the baseline by more than the larger of the two seed-to-seed
+    spreads, "positive transfer" when better by more than that, else "no clear difference".
+
+    Example:
+        >>> t = pd.DataFrame({"mean": [0.5, 0.3, 0.52], "std": [0.01, 0.01, 0.05]}, index=["scratch", "a", "b"])
+        >>> transfer_verdicts(t, baseline="scratch")["verdict"].tolist()
+        ['baseline', 'negative transfer', 'no clear difference']
+    """
+    base_mean, base_std = table.loc[baseline, "mean"], table.loc[baseline, "std"]
+    out = table.copy()
+    out["gain"] = out["mean"] - base_mean
+    verdicts = []
+    for name, row in out.iterrows():
+        spread = max(0.0 if pd.isna(v) else float(v) for v in (row["std"], base_std))
+        if name == baseline:
+            verdicts.append("baseline")
+        elif row["gain"] < -spread:
+            verdicts.append("negative transfer")
+        elif row["gain"] > spread:
+            verdicts.append("positive transfer")
+        else:
+            verdicts.append("no clear difference")
+    out["verdict"] = verdicts
+    return out
+
+
+# --- an ImageNet source, or an announced stand-in -----------------------------------------------
+
+
+@dataclass
+class PretrainedSource:
+    """What ``imagenet_source`` found: the real weights, a stand-in, or nothing."""
+
+    model: nn.Module | None  # the network with its 1000-class head; None when kind == "missing"
+    kind: Literal["imagenet", "standin", "missing"]
+    message: str  # what was loaded, from where, and what it means
+
+    def __repr__(self) -> str:
+        return self.message
+
+    def _repr_html_(self) -> str:
+        style = {"imagenet": ("#166534", "#f0fdf4"), "standin": ("#9a3412", "#fff7ed"),
+                 "missing": ("#991b1b", "#fef2f2")}[self.kind]
+        sign = "&#9888; " if self.kind != "imagenet" else ""
+        return (f'<div style="border:2px solid {style[0]};background:{style[1]};color:{style[0]};'
+                f'padding:0.5em 0.9em;border-radius:6px">{sign}{html.escape(self.message)}</div>')
+
+
+@contextlib.contextmanager
+def _temporary_torch_home() -> Iterator[Path]:
+    """Point TORCH_HOME at a new temporary directory (and torch.hub at its hub/), then restore both."""
+    old_env = os.environ.get("TORCH_HOME")
+    with tempfile.TemporaryDirectory(prefix="tlcourse-standin-torch-home-") as tmp:
+        os.environ["TORCH_HOME"] = tmp
+        try:
+            if not Path(torch.hub.get_dir()).is_relative_to(tmp):  # torch.hub.set_dir() was called earlier
+                raise RuntimeError("torch.hub.set_dir() overrides TORCH_HOME here; cannot use a temporary hub")
+            yield Path(tmp)
+        finally:
+            if old_env is None:
+                os.environ.pop("TORCH_HOME", None)
+            else:
+                os.environ["TORCH_HOME"] = old_env
+
+
+def imagenet_source(name: str = "resnet18", *, weights: str = "DEFAULT", download: bool = True,
+                    seed: int = 0) -> PretrainedSource:
+    """torchvision's ImageNet-pretrained network with its ImageNet head, or an announced stand-in.
+
+    1. The checkpoint is in torch's hub cache (``$TORCH_HOME/hub/checkpoints``): load it.
+    2. Else, on stand-in data (``TLCOURSE_STANDIN=1``): write a *random* network's weights
+       under the checkpoint's file name into a temporary ``TORCH_HOME`` and load them through
+       the very same ``weights=`` code path; the message says "stand-in pretrained weights:
+       not ImageNet". The temporary directory is deleted afterwards.
+    3. Else, on real data: try torchvision's download (if ``download``); when that fails,
+       return ``model=None`` and a message saying where to put the file. Never a fake.
+
+    Args:
+        name: a torchvision model builder name.
+        weights: the weights enum member's name.
+        download: let torchvision download the real weights when they are missing.
+        seed: the stand-in's random initialisation.
+
+    Example:
+        >>> src = imagenet_source("resnet18")  # doctest: +SKIP
+        >>> src.kind                           # doctest: +SKIP
+        'standin'
+    """
+    w = imagenet_weights(name, weights)
+    filename = Path(urlparse(w.url).path).name
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    label = f"torchvision {name} ({w})"
+    if cached.is_file():
+        model = imagenet_model(name, weights=w, num_classes=None)
+        return PretrainedSource(model, "imagenet", f"{label}: ImageNet-pretrained weights loaded from {cached}.")
+    if using_standins():
+        with _temporary_torch_home() as home:
+            fake = Path(torch.hub.get_dir()) / "checkpoints" / filename
+            fake.parent.mkdir(parents=True)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                torch.save(imagenet_model(name, weights=None, num_classes=None).state_dict(), fake)
+            model = imagenet_model(name, weights=w, num_classes=None)  # torchvision's own loading code
+        return PretrainedSource(model, "standin", (
+            f"stand-in pretrained weights: not ImageNet. {filename} is not in {cached.parent}, and "
+            f"{STANDIN_ENV}=1 is set, so a RANDOMLY initialised {name} was saved under that name in a temporary "
+            f"TORCH_HOME ({home}, now deleted) and loaded through torchvision's weights API. Everything runs as "
+            f"with the real checkpoint, but this 'pretrained' network has learnt nothing: its results say nothing "
+            f"about ImageNet pretraining."))
+    if download:
+        try:
+            model = imagenet_model(name, weights=w, num_classes=None)
+            return PretrainedSource(model, "imagenet", f"{label}: ImageNet-pretrained weights downloaded to {cached}.")
+        except (OSError, RuntimeError) as err:  # URLError is an OSError
+            cause = f" (download failed: {type(err).__name__}: {err})"
+    else:
+        cause = ""
+    return PretrainedSource(None, "missing", (
+        f"No ImageNet weights for {name}: {filename} is not in {cached.parent}{cause}. This notebook skips the "
+        f"ImageNet source instead of faking it. To include it: connect to the internet and run again, or copy "
+        f"{filename} (from {w.url}) into {cached.parent} (`python -m tlcourse instructor fetch` / `unpack` do "
+        f"this), or run the whole course on stand-in data with {STANDIN_ENV}=1."))
