@@ -236,13 +236,13 @@ def test_summarise_runs_and_describe_difference() -> None:
     assert "one run each" in tl.describe_difference(t, "a", "c")
 
 
-def test_check_approx(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_close_on_numbers_and_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(tl.CHECKS_ENV, "")
-    assert tl.check_approx("6.1", None, 1.0, hint="h").passed is None
-    assert tl.check_approx("6.1", torch.tensor([1.0, 2.0]), [1.0, 2.0 + 1e-7], hint="h").passed is True
-    assert tl.check_approx("6.1", 1.1, 1.0, hint="h").passed is False
-    assert tl.check_approx("6.1", [1.0], 1.0, hint="h").passed is False  # shape
-    assert tl.check_approx("6.1", "one", 1.0, hint="h").passed is False
+    assert tl.check_close("6.1", None, 1.0, hint="h").passed is None
+    assert tl.check_close("6.1", torch.tensor([1.0, 2.0]), [1.0, 2.0 + 1e-7], hint="h").passed is True
+    assert tl.check_close("6.1", 1.1, 1.0, hint="h").passed is False
+    assert tl.check_close("6.1", [1.0], 1.0, hint="h").passed is False  # shape
+    assert tl.check_close("6.1", "one", 1.0, hint="h").passed is False
     monkeypatch.setenv(tl.CHECKS_ENV, "strict")
     with pytest.raises(AssertionError):
-        tl.check_approx("6.1", 1.1, 1.0, hint="h")
+        tl.check_close("6.1", 1.1, 1.0, hint="h")

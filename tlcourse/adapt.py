@@ -41,7 +41,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import CheckResult, check_result
 from .config import Profile, get_profile
 from .data import DeviceLoader, data_dir, dataset_tensors, load_dataset
 from .models import LeNet
@@ -65,8 +64,7 @@ __all__ = [
     "l2sp_loss",
     "summarise_runs",
     "describe_difference",
-    "check_approx",
-]
+    ]
 
 Names = str | Sequence[str]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -542,37 +540,3 @@ def describe_difference(table: pd.DataFrame, a: str, b: str, *, what: str = "acc
     signed = signed[1:] if float(signed) == 0 else signed  # "0.0", not "-0.0"
     return (f"{head}: a difference of {signed}{unit_pts}, within the seed-to-seed "
             f"spread ({spread_txt}); these runs cannot tell the two apart.")
-
-
-# --- exercise checks -----------------------------------------------------------------------------
-
-_UNANSWERED = "Replace the None in the exercise cell with your answer, run it, then run this check again."
-
-
-def check_approx(exercise: str, answer: Any, expected: Any, *, hint: str, rtol: float = 1e-4,
-                 atol: float = 1e-6) -> CheckResult:
-    """Compare a number or tensor with the expected one up to rounding (for chapters 6-8).
-
-    Args:
-        exercise: the exercise's number.
-        answer: the learner's float, tensor or list of floats; ``None`` means not answered yet.
-        expected: the right value, computed by the notebook.
-        hint: what to look at again when the answer is wrong.
-        rtol, atol: tolerances, as in ``torch.allclose``.
-
-    Example:
-        >>> check_approx("6.9", 0.1 + 0.2, 0.3, hint="add").passed
-        True
-    """
-    if answer is None:
-        return check_result(exercise, None, _UNANSWERED)
-    try:
-        a = torch.as_tensor(answer.detach() if isinstance(answer, torch.Tensor) else answer, dtype=torch.float64)
-    except (TypeError, ValueError, RuntimeError):
-        return check_result(exercise, False, f"Expected a number or a tensor, got {type(answer).__name__}. {hint}")
-    e = torch.as_tensor(expected.detach() if isinstance(expected, torch.Tensor) else expected, dtype=torch.float64)
-    if a.shape != e.shape:
-        return check_result(exercise, False, f"Shape {tuple(a.shape)}, expected {tuple(e.shape)}. {hint}")
-    if torch.allclose(a.cpu(), e.cpu(), rtol=rtol, atol=atol):
-        return check_result(exercise, True, "Well done.")
-    return check_result(exercise, False, hint)

@@ -119,16 +119,16 @@ def check_equal(exercise: str, answer: Any, expected: Any, *, hint: str) -> Chec
     return check_result(exercise, True, "Well done.") if same else check_result(exercise, False, hint)
 
 
-def check_close(exercise: str, answer: Any, expected: torch.Tensor, *, hint: str,
-                rtol: float = 1e-4, atol: float = 1e-5) -> CheckResult:
-    """Compare a tensor answer with the expected one up to floating-point rounding.
+def check_close(exercise: str, answer: Any, expected: Any, *, hint: str,
+                rtol: float = 1e-4, atol: float = 1e-6) -> CheckResult:
+    """Compare a number, list of numbers or tensor with the expected one up to floating-point rounding.
 
     Use it where the learner's computation may differ from the reference in the last
     digits (a softmax written by hand, a sum in another order).
 
     Args:
         exercise: the exercise's number.
-        answer: the learner's tensor; ``None`` means not answered yet.
+        answer: the learner's float, list or tensor; ``None`` means not answered yet.
         expected: the right value, computed by the notebook.
         hint: what to look at again when the answer is wrong.
         rtol, atol: tolerances, as in ``torch.allclose``.
@@ -136,14 +136,19 @@ def check_close(exercise: str, answer: Any, expected: torch.Tensor, *, hint: str
     Example:
         >>> check_close("0.3", torch.tensor([0.1 + 0.2]), torch.tensor([0.3]), hint="add").passed
         True
+        >>> check_close("6.9", 0.1 + 0.2, 0.3, hint="add").passed
+        True
     """
     if answer is None:
         return check_result(exercise, None, _UNANSWERED)
-    if not isinstance(answer, torch.Tensor):
-        return check_result(exercise, False, f"Expected a tensor, got {type(answer).__name__}. {hint}")
-    if answer.shape != expected.shape:
-        return check_result(exercise, False, f"Shape {tuple(answer.shape)}, expected {tuple(expected.shape)}. {hint}")
-    ok = torch.allclose(answer.detach().double().cpu(), expected.detach().double().cpu(), rtol=rtol, atol=atol)
+    try:
+        a = torch.as_tensor(answer.detach() if isinstance(answer, torch.Tensor) else answer, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        return check_result(exercise, False, f"Expected a number or a tensor, got {type(answer).__name__}. {hint}")
+    e = torch.as_tensor(expected.detach() if isinstance(expected, torch.Tensor) else expected, dtype=torch.float64)
+    if a.shape != e.shape:
+        return check_result(exercise, False, f"Shape {tuple(a.shape)}, expected {tuple(e.shape)}. {hint}")
+    ok = torch.allclose(a.cpu(), e.cpu(), rtol=rtol, atol=atol)
     return check_result(exercise, True, "Well done.") if ok else check_result(exercise, False, hint)
 
 
