@@ -68,7 +68,7 @@ def interpolation_curve(model: nn.Module, sd_a: StateDict, sd_b: StateDict, *, l
     Example:
         >>> a, b = nn.Linear(2, 1), nn.Linear(2, 1)
         >>> curve = interpolation_curve(a, a.state_dict(), b.state_dict(), lams=[0, 0.5, 1],
-        ...                             metrics=lambda m: {"w0": float(m.weight[0, 0])})
+        ...                             metrics=lambda m: {"w0": m.weight[0, 0].item()})
         >>> list(curve.columns)
         ['lam', 'w0']
     """
