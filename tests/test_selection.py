@@ -92,6 +92,19 @@ def test_logme_fit_finds_the_maximum_evidence(n: int, d: int) -> None:
         assert fit.evidence >= _direct_log_evidence(f, y, fit.alpha * da, fit.beta * db) / n - 1e-9
 
 
+def test_logme_with_more_features_than_examples_stays_finite() -> None:
+    # 50 labelled images, 512 features that separate the classes almost perfectly (a ResNet
+    # source on an easy target): the labels are fitted almost exactly, the noise precision β
+    # grows without bound, and N − γ used to round to 0 (a ZeroDivisionError in chapter 8).
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(50) % 10
+    features = 10 * F.one_hot(labels, 512).float() + 0.01 * torch.randn(50, 512, generator=g)
+    score = tl.logme(features, labels)
+    assert math.isfinite(score)
+    fit = tl.logme_fit(features, F.one_hot(labels, 10)[:, 0].double())
+    assert math.isfinite(fit.evidence) and fit.alpha > 0 and fit.beta > 0
+
+
 def test_logme_averages_the_classes_and_prefers_informative_features() -> None:
     g = torch.Generator().manual_seed(0)
     y = torch.arange(60) % 3

@@ -152,17 +152,21 @@ def _svd_terms(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int,
 
 def _evidence(u: torch.Tensor, sigma: torch.Tensor, n: int, d: int, y: torch.Tensor,
               alpha: float, beta: float) -> tuple[float, float, float, float]:
-    """(evidence / N, γ, ‖m‖², ‖F m − y‖²) of Bayesian linear regression at (α, β), via the SVD."""
+    """(evidence / N, N − γ, ‖m‖², ‖F m − y‖²) of Bayesian linear regression at (α, β), via the SVD.
+
+    N − γ is returned rather than γ, computed as ``Σ α/(α + βσᵢ) + (N − r)``: with at least as
+    many features as examples (r = N) it is tiny, and ``N − γ`` would round to exactly 0.
+    """
     z = u.T @ y  # (r,) coordinates of y in the column space of F
     denom = alpha + beta * sigma
     m2 = float((beta * sigma.sqrt() * z / denom).pow(2).sum())  # ‖m‖², m the posterior mean
     outside = max(float(y @ y - z @ z), 0.0)  # the part of y no weight vector can reach
     res2 = float((alpha * z / denom).pow(2).sum()) + outside  # ‖F m − y‖²
-    gamma = float((beta * sigma / denom).sum())  # effective number of parameters
+    n_minus_gamma = float((alpha / denom).sum()) + (n - len(sigma))  # N − γ, γ the effective number of parameters
     logdet_a = float(denom.log().sum()) + (d - len(sigma)) * math.log(alpha)  # log|αI + βFᵀF|
     ev = (d / 2 * math.log(alpha) + n / 2 * math.log(beta) - n / 2 * math.log(2 * math.pi)
           - beta / 2 * res2 - alpha / 2 * m2 - logdet_a / 2)
-    return ev / n, gamma, m2, res2
+    return ev / n, n_minus_gamma, m2, res2
 
 
 def logme_evidence(features: torch.Tensor, y: torch.Tensor, *, alpha: float, beta: float) -> float:
@@ -207,9 +211,9 @@ def logme_fit(features: torch.Tensor, y: torch.Tensor, *, max_iter: int = 100, t
     alpha, beta = 1.0, 1.0
     it = 0
     for it in range(1, max_iter + 1):
-        _, gamma, m2, res2 = _evidence(u, sigma, n, d, y, alpha, beta)
-        new_alpha = gamma / max(m2, 1e-300)
-        new_beta = (n - gamma) / max(res2, 1e-300)
+        _, n_minus_gamma, m2, res2 = _evidence(u, sigma, n, d, y, alpha, beta)
+        new_alpha = max(n - n_minus_gamma, 1e-300) / max(m2, 1e-300)
+        new_beta = max(n_minus_gamma, 1e-300) / max(res2, 1e-300)
         done = abs(new_alpha / new_beta - alpha / beta) <= tol * (alpha / beta)
         alpha, beta = new_alpha, new_beta
         if done:
