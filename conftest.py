@@ -1,11 +1,18 @@
-"""Doctests: every example in tlcourse's docstrings runs, with ``tl`` and ``torch`` in scope.
+"""Test set-up shared by the doctests and nbval.
 
-Examples run on stand-in data in a temporary data directory, and with the exercise checks
-lenient (some examples show a wrong answer being caught, which strict mode would raise on).
+- Doctests: every example in tlcourse's docstrings runs, with ``tl`` and ``torch`` in scope,
+  on stand-in data in a temporary data directory, and with the exercise checks lenient (some
+  examples show a wrong answer being caught, which strict mode would raise on).
+- nbval: the notebooks are committed without outputs, so the cells marked
+  ``# NBVAL_CHECK_OUTPUT`` get their expected outputs from ``tests/notebook_outputs.json``
+  (recorded by ``tests/record_notebook_outputs.py``) and nbval compares them exactly. They
+  were recorded in the quick profile on stand-ins, so they are checked only in that setting.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -23,3 +30,30 @@ def _doctest_setting(request: pytest.FixtureRequest, doctest_namespace: dict, tm
     monkeypatch.setenv(tl.DATA_ENV, str(tmp_path))
     monkeypatch.setenv(tl.STANDIN_ENV, "1")
     monkeypatch.delenv("TLCOURSE_CHECKS", raising=False)
+
+
+REFERENCE = Path(__file__).parent / "tests" / "notebook_outputs.json"
+MARKER = "NBVAL_CHECK_OUTPUT"
+
+
+def _reference_setting() -> bool:
+    return os.environ.get(tl.PROFILE_ENV) == "quick" and os.environ.get(tl.STANDIN_ENV) == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give nbval the recorded outputs of the marked cells, so it checks them."""
+    import nbformat
+
+    marked = [i for i in items if type(i).__name__ == "IPyNbCell" and MARKER in i.cell.source]
+    if not marked or not _reference_setting():
+        return
+    reference = json.loads(REFERENCE.read_text()) if REFERENCE.exists() else {}
+    for item in marked:
+        notebook = Path(str(item.fspath)).stem
+        outputs = reference.get(notebook, {}).get(item.cell.id)
+        if outputs is None:
+            raise pytest.UsageError(
+                f"{notebook}, cell {item.cell.id}, is marked {MARKER} but {REFERENCE.name} has no outputs for it: "
+                f"run `make outputs` and review the diff of tests/{REFERENCE.name}")
+        item.cell.outputs = [nbformat.from_dict(o) for o in outputs]
+        item.cell.execution_count = 1  # nbval compares only cells that were run

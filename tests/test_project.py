@@ -69,3 +69,17 @@ def test_every_notebook_opens_with_start_and_names_what_it_teaches() -> None:
         code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
         assert any("tl.start(" in c for c in code[:3]), f"{path.name}: call tl.start() in its opening cells"
         assert any("solution" in c.get("metadata", {}).get("tags", []) for c in cells), f"{path.name}: no exercises"
+
+
+def test_every_checked_cell_has_recorded_outputs_and_none_is_stale() -> None:
+    """nbval compares the cells marked NBVAL_CHECK_OUTPUT with tests/notebook_outputs.json."""
+    reference = json.loads((REPO / "tests" / "notebook_outputs.json").read_text())
+    marked = {}
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        ids = {c["id"] for c in cells if c["cell_type"] == "code" and "NBVAL_CHECK_OUTPUT" in "".join(c["source"])}
+        if ids:
+            marked[path.stem] = ids
+    recorded = {nb: set(cells) for nb, cells in reference.items()}
+    assert recorded == marked, "run `make outputs` and review the diff of tests/notebook_outputs.json"
+    assert all(outputs for cells in reference.values() for outputs in cells.values()), "a checked cell with no output checks nothing"

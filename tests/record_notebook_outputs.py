@@ -1,0 +1,63 @@
+"""Record the expected outputs of the notebook cells marked ``# NBVAL_CHECK_OUTPUT``.
+
+The notebooks are committed without outputs, so nbval has nothing to compare a marked cell
+with. This script runs every notebook in the reference setting (quick profile, stand-in
+data, CPU), keeps the outputs of the marked cells only, and writes them to
+``tests/notebook_outputs.json``; the root ``conftest.py`` gives them to nbval, which then
+checks those cells exactly. Run it (``make outputs``) after changing a marked cell on purpose,
+and review the diff of the JSON file before committing it.
+
+Example:
+    .venv/bin/python tests/record_notebook_outputs.py notebooks/04_moving_weights.ipynb
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = REPO / "tests" / "notebook_outputs.json"
+MARKER = "NBVAL_CHECK_OUTPUT"
+# The setting the reference outputs belong to; conftest.py checks the marked cells only in it.
+SETTING = {"TLCOURSE_PROFILE": "quick", "TLCOURSE_STANDIN": "1"}
+
+
+def marked_outputs(path: Path) -> dict[str, list[dict]]:
+    """Run ``path`` in a fresh kernel; the outputs of its marked cells, by cell id."""
+    import nbclient
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}}).execute()
+    return {cell.id: [dict(o) for o in cell.outputs] for cell in nb.cells
+            if cell.cell_type == "code" and MARKER in cell.source}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebooks/*.ipynb")
+    args = parser.parse_args(argv)
+    os.environ.update(SETTING)
+    paths = args.notebooks or sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    reference = json.loads(REFERENCE.read_text()) if REFERENCE.exists() else {}
+    with tempfile.TemporaryDirectory() as data:  # fresh stand-ins and checkpoints, as in CI
+        os.environ["TLCOURSE_DATA"] = data
+        for path in paths:
+            cells = marked_outputs(path.resolve())
+            if cells:
+                reference[path.stem] = cells
+            else:
+                reference.pop(path.stem, None)
+            print(f"{path.stem}: {len(cells)} marked cell(s)")
+    REFERENCE.write_text(json.dumps(reference, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    print(f"wrote {REFERENCE.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
