@@ -9,13 +9,15 @@ STAMP  := $(VENV)/.tlcourse-installed
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 BOOK_ARGS := . --config book/_config.yml --toc book/_toc.yml --path-output book
 
-.PHONY: help venv lab test unit book browser bench clean
+.PHONY: help venv lab test unit book browser bench timings outputs clean
 
 help:
 	@echo "make lab    - create .venv if needed and open the course in JupyterLab"
 	@echo "make test   - create .venv if needed; unit tests, every notebook (nbval), the book build"
 	@echo "make book   - build the website into book/_build/html"
 	@echo "make bench  - time the data pipelines and the whole LeNet case study (cpu profile, stand-ins unless set)"
+	@echo "make timings [PROFILE=cpu] - time every notebook in a fresh kernel, for the website's profiles page"
+	@echo "make outputs - record the expected outputs of the cells marked NBVAL_CHECK_OUTPUT"
 	@echo "make clean  - remove build outputs (keeps .venv and data/)"
 
 # The environment: Python 3.11, every package pinned by constraints.txt, tlcourse editable.
@@ -57,6 +59,15 @@ bench: export TLCOURSE_PROFILE := $(or $(TLCOURSE_PROFILE),cpu)
 bench: export TLCOURSE_STANDIN := $(or $(TLCOURSE_STANDIN),1)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pipeline.py
+
+# Each notebook top to bottom in a fresh kernel; writes book/timings/<profile>.md for the website.
+timings: export TLCOURSE_STANDIN := $(or $(TLCOURSE_STANDIN),1)
+timings: $(STAMP)
+	$(BIN)/python benchmarks/time_notebooks.py --profile $(or $(PROFILE),quick)
+
+# Expected outputs of the notebook cells marked NBVAL_CHECK_OUTPUT (quick profile, stand-ins).
+outputs: $(STAMP)
+	$(BIN)/python tests/record_notebook_outputs.py
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build $(BOOK_ARGS) -W --keep-going
