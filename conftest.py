@@ -32,12 +32,11 @@ def _doctest_setting(request: pytest.FixtureRequest, doctest_namespace: dict, tm
     monkeypatch.delenv("TLCOURSE_CHECKS", raising=False)
 
 
-REFERENCE = Path(__file__).parent / "tests" / "notebook_outputs.json"
-MARKER = "NBVAL_CHECK_OUTPUT"
+from tests.record_notebook_outputs import MARKER, REFERENCE, SETTING  # noqa: E402  (one definition of each)
 
 
 def _reference_setting() -> bool:
-    return os.environ.get(tl.PROFILE_ENV) == "quick" and os.environ.get(tl.STANDIN_ENV) == "1"
+    return all(os.environ.get(name) == value for name, value in SETTING.items())
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
