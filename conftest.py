@@ -19,6 +19,7 @@ import pytest
 import torch
 
 import tlcourse as tl
+from tests.record_notebook_outputs import MARKER, REFERENCE, SETTING  # one definition of each
 
 
 @pytest.fixture(autouse=True)
@@ -30,9 +31,6 @@ def _doctest_setting(request: pytest.FixtureRequest, doctest_namespace: dict, tm
     monkeypatch.setenv(tl.DATA_ENV, str(tmp_path))
     monkeypatch.setenv(tl.STANDIN_ENV, "1")
     monkeypatch.delenv("TLCOURSE_CHECKS", raising=False)
-
-
-from tests.record_notebook_outputs import MARKER, REFERENCE, SETTING  # noqa: E402  (one definition of each)
 
 
 def _reference_setting() -> bool:

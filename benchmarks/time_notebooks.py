@@ -28,20 +28,18 @@ import tlcourse as tl
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_notebook(path: Path, timeout: int) -> float:
-    """Execute ``path`` in a fresh kernel in the notebooks folder; wall seconds."""
+def run_notebook(path: Path, timeout: int) -> tuple[str, float]:
+    """Execute ``path`` in a fresh kernel in the notebooks folder.
+
+    Returns its title (the first heading up to the colon, e.g. '3 · The source model') and
+    the wall seconds.
+    """
     nb = nbformat.read(path, as_version=4)
+    title = nb.cells[0].source.splitlines()[0].lstrip("# ").strip().split(":")[0]
     t0 = time.perf_counter()
     nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}}).execute()
-    return time.perf_counter() - t0
-
-
-def title(path: Path) -> str:
-    """The notebook's first heading, e.g. '3 · The source model'."""
-    nb = nbformat.read(path, as_version=4)
-    first = nb.cells[0].source.splitlines()[0].lstrip("# ").strip()
-    return first.split(":")[0]
+    return title, time.perf_counter() - t0
 
 
 def fmt(seconds: float) -> str:
@@ -88,12 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     previous = args.out / f"{args.profile}.json"
     kept = ({r["notebook"]: r for r in json.loads(previous.read_text())["rows"]}
             if args.notebooks and previous.exists() else {})
-    rows: list[dict] = []
     for path in paths:
-        seconds = run_notebook(path.resolve(), args.timeout)
-        rows.append({"notebook": path.stem, "title": title(path), "seconds": round(seconds, 1)})
+        title, seconds = run_notebook(path.resolve(), args.timeout)
+        kept[path.stem] = {"notebook": path.stem, "title": title, "seconds": round(seconds, 1)}
         print(f"{path.stem:24s} {fmt(seconds):>12s}", flush=True)
-        kept[path.stem] = rows[-1]
         write(args.out, args.profile, [kept[k] for k in sorted(kept)], standins, threads, device, gpu)
     print(f"wrote {args.out / (args.profile + '.md')}")
     return 0
