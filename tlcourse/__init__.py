@@ -12,6 +12,7 @@ re-exported here so ``tl.<name>`` works for all of them.
 
 from .checks import *  # noqa: F403
 from .config import *  # noqa: F403
+from .files import *  # noqa: F403
 from .data import *  # noqa: F403
 from .plots import *  # noqa: F403
 from .session import *  # noqa: F403
