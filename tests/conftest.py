@@ -13,6 +13,14 @@ matplotlib.use("Agg")  # no display in tests
 import tlcourse as tl  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def no_session_profile() -> object:
+    """Every test starts and ends without a profile pinned by an earlier start(profile=...)."""
+    tl.set_session_profile(profile=None)
+    yield
+    tl.set_session_profile(profile=None)
+
+
 @pytest.fixture
 def standin_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Stand-ins on, in a fresh temporary data directory, quick profile."""

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import tlcourse as tl
+from tlcourse import adapt
 
 CPU = torch.device("cpu")
 LAYERS = ["conv1", "conv2", "fc1", "fc2"]
@@ -222,6 +223,18 @@ def test_pretrained_lenet_trains_once_then_loads_the_same_weights(standin_env) -
     assert all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), fourth.model.state_dict().values()))
 
 
+def test_pretrained_lenet_checks_its_cache_folder_before_training(standin_env, monkeypatch) -> None:
+    profile = tl.get_profile("quick", train_size=200, test_size=100)
+    tl.load_dataset("mnist", train=True, profile=profile)  # the stand-ins exist before the folder is spoilt
+    (tl.data_dir() / "checkpoints").write_text("a file where the cache folder should be")
+    trained = []
+    monkeypatch.setattr(adapt, "train_one_epoch", lambda *a, **k: trained.append(1))
+    with pytest.raises(tl.OutputNotWritableError, match=r"trained source \(cache=False .*Nothing was computed"):
+        tl.pretrained_lenet("mnist", profile=profile, epochs=1)
+    assert trained == [], "the source was trained before the cache folder was checked"
+    assert not tl.pretrained_lenet("mnist", profile=profile, epochs=1, cache=False).loaded  # no cache: trains
+
+
 def test_summarise_runs_and_describe_difference() -> None:
     runs = [{"method": m, "seed": s, "accuracy": v} for m, s, v in
             [("b", 0, 0.60), ("a", 0, 0.80), ("a", 1, 0.82), ("b", 1, 0.70), ("c", 0, 0.5)]]
@@ -246,3 +259,13 @@ def test_check_close_on_numbers_and_lists(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv(tl.CHECKS_ENV, "strict")
     with pytest.raises(AssertionError):
         tl.check_close("6.1", 1.1, 1.0, hint="h")
+
+
+def test_parameter_snapshot_and_unfreezing_stages_refuse_a_typo_and_change_nothing() -> None:
+    model = tl.LeNet()
+    with pytest.raises(tl.UnknownNameError, match="did you mean fc2"):
+        tl.parameter_snapshot(model, exclude=["fc_2"])
+    stages = tl.unfreezing_stages(model, ["conv1", "conv2", "fc1", "fcc2"])
+    with pytest.raises(tl.UnknownNameError, match="fcc2"):
+        next(stages)
+    assert all(p.requires_grad for p in model.parameters())  # the typo froze nothing

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 import tlcourse as tl
-from tlcourse import casestudy
+from tlcourse import casestudy, casestudy_cli
+from tlcourse import source as source_module
 from tlcourse.__main__ import main as tlcourse_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,7 +32,7 @@ def case_env(standin_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def _exit_code(argv: list[str]) -> int:
     with pytest.raises(SystemExit) as info:
-        casestudy.main(argv)
+        casestudy_cli.main(argv)
     return info.value.code
 
 
@@ -48,6 +52,8 @@ def test_bad_profile_is_a_usage_error(case_env: Path, capsys: pytest.CaptureFixt
     ("0", "must be positive"),
     ("-5", "must be positive"),
     ("100000", "more than the training data has"),
+    ("", "--budgets is empty"),  # was: the default study ran
+    ("10,,50", "got ''"),
 ])
 def test_bad_budget_is_a_usage_error(case_env: Path, capsys: pytest.CaptureFixture, budgets: str, message: str) -> None:
     assert _exit_code(["--profile", "quick", f"--budgets={budgets}"]) == 2
@@ -58,6 +64,9 @@ def test_bad_budget_is_a_usage_error(case_env: Path, capsys: pytest.CaptureFixtu
 @pytest.mark.parametrize("argv, message", [
     (["--seeds", "0,x"], "--seeds must be whole numbers"),
     (["--arms", "scratch,imagenet"], "unknown arm"),
+    (["--arms", "scratch,fintune"], "did you mean 'finetune'"),
+    (["--arms", ""], "--arms is empty"),
+    (["--seeds", ""], "--seeds is empty"),
 ])
 def test_bad_seeds_and_arms_are_usage_errors(case_env: Path, capsys: pytest.CaptureFixture, argv: list[str],
                                              message: str) -> None:
@@ -73,13 +82,70 @@ def test_command_line_exits_2_without_a_traceback(case_env: Path) -> None:
     assert "error: --budgets must be whole numbers" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def _no_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any training (source or target) fail the test."""
+    def trained(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise AssertionError("training started although the command should have stopped first")
+
+    monkeypatch.setattr(source_module, "fit", trained)
+    monkeypatch.setattr(casestudy, "run_arm", trained)
+
+
+@pytest.mark.parametrize("device, missing", [
+    ("mps", lambda: torch.backends.mps.is_available()),
+    ("cuda", lambda: torch.cuda.is_available()),
+    ("cuda:99", lambda: False),
+])
+def test_a_device_this_machine_lacks_is_refused_before_loading_data(case_env: Path, capsys: pytest.CaptureFixture,
+                                                                    monkeypatch: pytest.MonkeyPatch, device: str,
+                                                                    missing) -> None:  # noqa: ANN001
+    if missing():
+        pytest.skip(f"{device} exists on this machine")
+
+    def no_data(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise AssertionError("the data were loaded before the device was checked")
+
+    monkeypatch.setattr(casestudy_cli, "cifar_tensors", no_data)
+    assert _exit_code(["--profile", "quick", "--device", device]) == 2
+    err = capsys.readouterr().err
+    assert "--device" in err and device.split(":")[0] in err and "Traceback" not in err
+
+
+def test_an_unwritable_output_folder_fails_before_any_training(case_env: Path, capsys: pytest.CaptureFixture,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    in_the_way = case_env / "a-file"
+    in_the_way.write_text("not a folder")
+    _no_training(monkeypatch)
+    argv = ["--profile", "quick", "--budgets", "5", "--seeds", "0", "--out", str(in_the_way / "out")]
+    assert casestudy_cli.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: Cannot write the results to ")
+    assert "a file is in the way" in err and "Nothing was computed" in err
+    assert in_the_way.read_text() == "not a folder"
+
+
+def test_an_unwritable_checkpoint_folder_fails_before_the_source_trains(case_env: Path, capsys: pytest.CaptureFixture,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    in_the_way = case_env / "a-file"
+    in_the_way.write_text("not a folder")
+    monkeypatch.setenv(tl.CHECKPOINTS_ENV, str(in_the_way / "checkpoints"))
+    _no_training(monkeypatch)
+    with pytest.raises(tl.OutputNotWritableError, match=f"the source model's checkpoint.*{tl.CHECKPOINTS_ENV}"):
+        tl.source_model(tl.get_profile("quick"), "cpu", verbose=False)
+    out = case_env / "out"
+    assert casestudy_cli.main(["--profile", "quick", "--budgets", "5", "--seeds", "0", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Cannot write the source model's checkpoint" in err
+    assert not (out / "results.json").exists()
+
+
 # --- the results file ---
 
 def test_results_json_schema(case_env: Path, capsys: pytest.CaptureFixture) -> None:
     out = case_env / "out"
     argv = ["--profile", "quick", "--budgets", "5,all", "--seeds", "0", "--arms", "scratch,finetune",
             "--out", str(out), "--quiet"]
-    assert casestudy.main(argv) == 0
+    assert casestudy_cli.main(argv) == 0
     assert {"results.json", "accuracy_vs_labels.png", "source_history.png"} <= {p.name for p in out.iterdir()}
     results = json.loads((out / "results.json").read_text())
     assert results["schema"] == tl.RESULTS_SCHEMA and set(results) == {"schema", "metadata", "runs"}
@@ -108,7 +174,8 @@ def test_default_output_is_found_for_the_same_profile_and_data(case_env: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     profile = tl.get_profile("quick")
     assert tl.find_results(profile) is None
-    assert casestudy.main(["--profile", "quick", "--budgets", "5", "--seeds", "0", "--arms", "scratch", "--quiet"]) == 0
+    assert casestudy_cli.main(["--profile", "quick", "--budgets", "5", "--seeds", "0", "--arms", "scratch",
+                               "--quiet"]) == 0
     path = tl.default_results_path(profile)
     assert path.parent.name == "casestudy-quick-standin" and path.is_file()
     assert tl.find_results(profile, arms=["scratch"])["runs"][0]["arm"] == "scratch"
@@ -116,6 +183,93 @@ def test_default_output_is_found_for_the_same_profile_and_data(case_env: Path,
     assert tl.find_results(tl.get_profile("quick", seeds=(0, 1, 2)), arms=["scratch"]) is None  # another profile
     monkeypatch.delenv(tl.STANDIN_ENV)
     assert tl.find_results(profile, arms=["scratch"]) is None  # real data now: stand-in results do not count
+
+
+def test_a_rerun_resumes_or_refuses_but_never_drops_finished_runs(case_env: Path, capsys: pytest.CaptureFixture,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    out = case_env / "out"
+    path = out / "results.json"
+    base = ["--profile", "quick", "--arms", "scratch", "--out", str(out), "--quiet"]
+    assert casestudy_cli.main([*base, "--budgets", "5", "--seeds", "0"]) == 0
+    first = json.loads(path.read_text())
+    assert first["metadata"]["complete"] is True and len(first["metadata"]["data_fingerprint"]) == 12
+    capsys.readouterr()
+    # more seeds: the finished run is taken over, only the new one is computed
+    assert casestudy_cli.main([*base, "--budgets", "5", "--seeds", "0,1"]) == 0
+    second = json.loads(path.read_text())
+    assert [r["seed"] for r in second["runs"]] == [0, 1] and second["runs"][0] == first["runs"][0]
+    assert second["metadata"]["resumed_runs"] == 1
+    # a study that leaves finished runs out would drop them: refused, the file unchanged
+    before = path.read_text()
+    _no_training(monkeypatch)
+    capsys.readouterr()
+    assert casestudy_cli.main([*base, "--budgets", "6", "--seeds", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "2 finished runs outside" in err and "scratch budget 5 seed 0" in err and path.read_text() == before
+    # the same grid with another recipe: refused, naming what differs
+    tampered = json.loads(before)
+    tampered["metadata"]["settings"]["min_steps"] = 999
+    path.write_text(json.dumps(tampered))
+    assert casestudy_cli.main([*base, "--budgets", "5", "--seeds", "0,1"]) == 1
+    assert "settings.min_steps (999 in the file, 20 now)" in capsys.readouterr().err
+    path.write_text("{ damaged")
+    assert casestudy_cli.main([*base, "--budgets", "5", "--seeds", "0,1"]) == 1
+    assert "cannot be continued" in capsys.readouterr().err and path.read_text() == "{ damaged"
+
+
+def _study(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "tlcourse", "casestudy", "--profile", "quick", "--budgets", "5,10",
+            "--seeds", "0,1,2", "--arms", "scratch,finetune", "--out", str(out), *extra]
+
+
+def _runs_in(path: Path) -> int:
+    try:
+        return len(json.loads(path.read_text())["runs"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT to a child process")
+def test_ctrl_c_keeps_the_finished_runs_and_the_same_command_resumes(case_env: Path) -> None:
+    out = case_env / "out"
+    path = out / "results.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    restore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731 (a shell may ignore it)
+    proc = subprocess.Popen(_study(out), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=restore_sigint)
+    deadline = time.monotonic() + 300
+    while _runs_in(path) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, f"the study ended before it could be interrupted: {proc.communicate()}"
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    message = stderr.strip().splitlines()[-1]
+    kept = _runs_in(path)
+    assert 2 <= kept < 12
+    assert message.startswith(f"Interrupted: kept {kept} finished runs in {path}; to resume, run: ")
+    assert message.endswith(f"python -m tlcourse casestudy --profile quick --budgets 5,10 --seeds 0,1,2 "
+                            f"--arms scratch,finetune --out {out}")
+    partial = json.loads(path.read_text())
+    assert partial["metadata"]["complete"] is False
+    assert tl.find_results(tl.get_profile("quick"), path, arms=["scratch", "finetune"]) is None  # not yet
+    done = re.findall(r"^\[\s*\d+/12\]", stdout, flags=re.M)
+    assert len(done) >= kept
+    # the same command again: the kept runs are not repeated
+    again = subprocess.run(_study(out), cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"{kept} of 12 runs already done: computing the other {12 - kept}" in again.stdout
+    computed = re.findall(r"^\[\s*(\d+)/12\]", again.stdout, flags=re.M)
+    assert [int(n) for n in computed] == list(range(kept + 1, 13))
+    results = json.loads(path.read_text())
+    assert results["metadata"]["complete"] is True and results["metadata"]["resumed_runs"] == kept
+    assert len(results["runs"]) == 12
+    assert {(r["arm"], r["budget"], r["seed"]) for r in results["runs"]} == \
+        {(a, b, s) for a in ("scratch", "finetune") for b in (5, 10) for s in (0, 1, 2)}
+    for row in partial["runs"]:  # taken over exactly, timings included: not computed again
+        assert row in results["runs"]
+    assert tl.find_results(tl.get_profile("quick"), path, arms=["scratch", "finetune"]) == results
 
 
 # --- the source model's checkpoint ---
@@ -136,13 +290,13 @@ def test_source_model_loads_instead_of_training_the_second_time(case_env: Path,
     profile = tl.get_profile("quick", train_size=300)
     path = case_env / "src.pt"
     fits: list[int] = []
-    real_fit = casestudy.fit
+    real_fit = source_module.fit
 
     def counting_fit(*args, **kwargs):  # noqa: ANN002, ANN003
         fits.append(1)
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(casestudy, "fit", counting_fit)
+    monkeypatch.setattr(source_module, "fit", counting_fit)
     first, h1 = tl.source_model(profile, "cpu", in_channels=1, image_size=28, path=path, verbose=False)
     assert len(fits) == 1 and path.is_file()
     second, h2 = tl.source_model(profile, "cpu", in_channels=1, image_size=28, path=path, verbose=False)
@@ -173,9 +327,56 @@ def test_a_stand_in_source_is_never_reused_on_real_data(case_env: Path, monkeypa
     def no_real_data(*args, **kwargs):  # noqa: ANN002, ANN003
         raise WouldTrain
 
-    monkeypatch.setattr(casestudy, "digit_tensors", no_real_data)  # never download in tests
+    monkeypatch.setattr(source_module, "digit_tensors", no_real_data)  # never download in tests
     with pytest.raises(WouldTrain):
         tl.source_model(profile, "cpu", in_channels=1, image_size=28, path=path, verbose=False)
+
+
+def _interrupt_at_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> list[int]:
+    """Ctrl-C as the source training starts epoch ``epoch`` (0-based); returns the epochs started."""
+    started: list[int] = []
+
+    class Loader(tl.DeviceLoader):
+        def set_epoch(self, e: int) -> None:
+            started.append(e)
+            if e == epoch:
+                raise KeyboardInterrupt
+            super().set_epoch(e)
+
+    monkeypatch.setattr(source_module, "DeviceLoader", Loader)
+    return started
+
+
+def test_ctrl_c_during_source_training_keeps_finished_epochs_and_resumes(case_env: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    profile = tl.get_profile("quick", train_size=300, source_epochs=3)
+    path = case_env / "src.pt"
+    started = _interrupt_at_epoch(monkeypatch, 2)
+    with pytest.raises(tl.CaseStudyInterrupted, match=r"first 2 of 3 epochs \(in .*src\.partial-\w+\.pt\)"):
+        tl.source_model(profile, "cpu", in_channels=1, image_size=28, path=path, verbose=False)
+    assert started == [0, 1, 2] and not path.exists()
+    assert len(list(case_env.glob("src.partial-*.pt"))) == 1
+    started = _interrupt_at_epoch(monkeypatch, -1)  # counts, never interrupts
+    model, history = tl.source_model(profile, "cpu", in_channels=1, image_size=28, path=path, verbose=False)
+    assert started == [2], "the finished epochs were trained again"
+    assert history.epochs == 3 and path.is_file() and not list(case_env.glob("src.partial-*.pt"))
+    whole, whole_history = tl.source_model(profile, "cpu", in_channels=1, image_size=28, path=case_env / "b.pt",
+                                           verbose=False)
+    assert whole_history.test_acc == history.test_acc  # interrupted and resumed = trained in one go
+    for (k, a), b in zip(model.state_dict().items(), whole.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_ctrl_c_during_source_training_on_the_command_line(case_env: Path, capsys: pytest.CaptureFixture,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    _interrupt_at_epoch(monkeypatch, 0)
+    argv = ["--profile", "quick", "--budgets", "5", "--seeds", "0", "--arms", "finetune", "--out",
+            str(case_env / "out")]
+    assert casestudy_cli.main(argv) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert err == ("Interrupted: kept no epoch of the source model (none had ended) and no finished run (none had "
+                   f"ended); to resume, run: python -m tlcourse casestudy {' '.join(argv)}")
 
 
 # --- arms and results ---

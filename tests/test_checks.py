@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -90,6 +91,34 @@ def test_check_close_tolerates_rounding_only() -> None:
     assert tl.check_close("9.1", x.softmax(1), x.exp() / x.exp().sum(1, keepdim=True), hint="h").passed
     assert tl.check_close("9.1", x.softmax(0), x.softmax(1), hint="over classes").message == "over classes"
     assert "Shape (5,)" in tl.check_close("9.1", x[:, 0], x, hint="h").message
+
+
+def test_check_close_compares_complex_values_by_both_parts() -> None:
+    z = torch.tensor([1 + 2j, 3 - 1j])
+    assert tl.check_close("9.2", z.clone(), z, hint="h").passed
+    assert tl.check_close("9.2", z.conj(), z, hint="look at the sign").message == "look at the sign"
+    assert tl.check_close("9.2", z.real, z, hint="h").passed is False  # the imaginary part is not dropped
+    assert tl.check_close("9.2", np.array([1 + 2j, 3 - 1j]), [1 + 2j, 3 - 1j + 1e-9], hint="h").passed
+    assert tl.check_close("9.2", 1 + 2j, 1.0, hint="h").passed is False
+    assert tl.check_close("9.2", torch.tensor([1.0 + 0j]), [1.0], hint="h").passed
+
+
+def test_check_equal_compares_numpy_arrays_and_dicts_of_tensors() -> None:
+    a = np.arange(6).reshape(2, 3)
+    assert tl.check_equal("9.3", a.copy(), a, hint="h").passed
+    assert tl.check_equal("9.3", a + 1, a, hint="count again").message == "count again"
+    assert "Shape (3, 2)" in tl.check_equal("9.3", a.T.copy(), a, hint="h").message
+    assert "dtype float64" in tl.check_equal("9.3", a.astype(float), a, hint="h").message
+    assert "Expected a NumPy array, got list" in tl.check_equal("9.3", a.tolist(), a, hint="h").message
+    assert "Expected a list, got ndarray" in tl.check_equal("9.3", np.array([1, 2]), [1, 2], hint="h").message
+    assert "Expected a list, got Tensor" in tl.check_equal("9.3", torch.tensor([1, 2]), [1, 2], hint="h").message
+    sd = {"w": torch.ones(2, 2), "b": torch.zeros(2)}
+    assert tl.check_equal("9.3", {k: v.clone() for k, v in sd.items()}, sd, hint="h").passed
+    wrong = tl.check_equal("9.3", {"w": torch.ones(2, 2), "b": torch.ones(2)}, sd, hint="h")
+    assert wrong.passed is False and wrong.message == "h"
+    assert "Shape (3,) at ['b']" in tl.check_equal("9.3", {"w": sd["w"], "b": torch.zeros(3)}, sd, hint="h").message
+    assert "missing: 'b'" in tl.check_equal("9.3", {"w": sd["w"]}, sd, hint="h").message
+    assert tl.check_equal("9.3", [torch.ones(2), 3], [torch.ones(2), 3], hint="h").passed
 
 
 # --- cross-entropy ---
@@ -263,3 +292,11 @@ def test_taxonomy_mistakes_get_hints_without_the_answer() -> None:
     assert "transductive" not in result.message.split("(b)")[1]
     assert "missing" in tl.check_taxonomy({"a": "inductive"}).message
     assert "is not one" in tl.check_taxonomy({**RIGHT, "c": "sideways"}).message
+
+
+def test_a_misspelt_checks_mode_raises_instead_of_being_lenient(monkeypatch):
+    monkeypatch.setenv(tl.CHECKS_ENV, "strcit")
+    with pytest.raises(ValueError, match="Did you mean 'strict'"):
+        tl.check_result("1.1", False, "not yet")
+    monkeypatch.setenv(tl.CHECKS_ENV, "lenient")
+    assert not tl.check_result("1.1", False, "not yet").passed

@@ -53,6 +53,72 @@ def test_unknown_profile_lists_the_valid_ones(monkeypatch: pytest.MonkeyPatch) -
         tl.get_profile()
 
 
+def test_a_profile_typo_names_the_nearest_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match=r"Unknown run profile 'quik'. Did you mean 'quick'\?"):
+        tl.get_profile("quik")
+    monkeypatch.setenv(tl.PROFILE_ENV, "fulll")
+    with pytest.raises(ValueError, match=r"'fulll' in TLCOURSE_PROFILE. Did you mean 'full'\?"):
+        tl.get_profile()
+
+
+def test_the_session_profile_outranks_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10 item 9: the profile a session starts with is the default of every later get_profile()."""
+    monkeypatch.setenv(tl.PROFILE_ENV, "cpu")
+    assert tl.set_session_profile(profile="quick").name == "quick"
+    assert tl.get_profile().name == "quick"
+    assert tl.get_profile(target_epochs=4).target_epochs == 4 and tl.get_profile().target_epochs == 1
+    assert tl.get_profile("full").name == "full"  # an explicit name still wins
+    custom = tl.get_profile("quick", standin_train=40)
+    tl.set_session_profile(profile=custom)
+    assert tl.get_profile() is custom  # a Profile object is kept as it is
+    with pytest.raises(ValueError, match="Unknown run profile 'fast'"):
+        tl.set_session_profile(profile="fast")
+    assert tl.get_profile() is custom  # the bad name changed nothing
+    tl.set_session_profile(profile=None)
+    assert tl.get_profile().name == "cpu"  # forgotten: the environment decides again
+
+
+def test_env_profile_name_reads_and_checks_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(tl.PROFILE_ENV, "  ")
+    assert tl.env_profile_name() is None
+    monkeypatch.setenv(tl.PROFILE_ENV, "Quick")
+    assert tl.env_profile_name() == "quick"
+    monkeypatch.setenv(tl.PROFILE_ENV, "gpu")
+    with pytest.raises(ValueError, match="Valid profiles: cpu, full, quick"):
+        tl.env_profile_name()
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("1", True), ("true", True), (" YES ", True), ("On", True),
+    ("0", False), ("false", False), ("no", False), ("OFF", False), ("", False), ("   ", False), (None, False),
+])
+def test_env_flag_accepts_clear_values(monkeypatch: pytest.MonkeyPatch, value: str | None, expected: bool) -> None:
+    if value is None:
+        monkeypatch.delenv("TLCOURSE_TEST_FLAG", raising=False)
+    else:
+        monkeypatch.setenv("TLCOURSE_TEST_FLAG", value)
+    assert tl.env_flag("TLCOURSE_TEST_FLAG") is expected
+
+
+@pytest.mark.parametrize("value", ["2", "maybe", "y", "enabled", "-1"])
+def test_env_flag_rejects_anything_else_naming_the_accepted_values(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """Issue 10 item 11: TLCOURSE_STANDIN=2 / maybe were read as "off" without a word."""
+    monkeypatch.setenv("TLCOURSE_TEST_FLAG", value)
+    with pytest.raises(ValueError, match=rf"TLCOURSE_TEST_FLAG='{value}' is not an on/off value. Use 1, true, yes or on"
+                                         r" for on; 0, false, no or off \(or leave it empty or unset\) for off"):
+        tl.env_flag("TLCOURSE_TEST_FLAG")
+
+
+def test_env_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TLCOURSE_TEST_CHOICE", raising=False)
+    assert tl.env_choice("TLCOURSE_TEST_CHOICE", choices=["strict", "lenient"]) is None
+    monkeypatch.setenv("TLCOURSE_TEST_CHOICE", " STRICT ")
+    assert tl.env_choice("TLCOURSE_TEST_CHOICE", choices=["strict", "lenient"]) == "strict"
+    monkeypatch.setenv("TLCOURSE_TEST_CHOICE", "strcit")
+    with pytest.raises(ValueError, match=r"TLCOURSE_TEST_CHOICE='strcit' .*Did you mean 'strict'\?.*lenient, strict"):
+        tl.env_choice("TLCOURSE_TEST_CHOICE", choices=["strict", "lenient"])
+
+
 def test_overrides_replace_fields_without_touching_the_registry() -> None:
     p = tl.get_profile("cpu", target_epochs=3)
     assert p.target_epochs == 3 and tl.PROFILES["cpu"].target_epochs == 10
@@ -77,3 +143,11 @@ def test_seed_everything_repeats_random_streams() -> None:
     g2 = tl.seed_everything(3)
     b = (torch.rand(3), torch.rand(2, generator=g2))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_choose_device_refuses_devices_this_machine_lacks() -> None:
+    if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        with pytest.raises(RuntimeError, match="'mps'.*not available"):
+            tl.choose_device("mps")
+    with pytest.raises(RuntimeError, match="CUDA is not available|does not exist"):
+        tl.choose_device(f"cuda:{torch.cuda.device_count() + 1}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from urllib.error import URLError
 
@@ -14,7 +15,8 @@ from PIL import Image
 from torchvision import datasets, transforms
 
 import tlcourse as tl
-from tlcourse.standins import STANDIN_CLASSES, standin_ready, write_standin
+from tlcourse.datafiles import file_digest
+from tlcourse.standins import STANDIN_CLASSES, _write_idx, standin_ready, write_standin
 
 # --- stand-ins, read by torchvision's own classes -------------------------------------------
 
@@ -129,6 +131,161 @@ def test_failed_download_gives_the_same_clear_error(real_env: Path, monkeypatch:
     assert "cifar-10-batches-py" in str(info.value) and "TLCOURSE_STANDIN=1" in str(info.value)
 
 
+# --- damaged, truncated and mismatched files -------------------------------------------------
+
+
+@pytest.fixture
+def real_mnist(real_env: Path) -> Path:
+    """Files in MNIST's real layout and format under the real-data directory (200 test images)."""
+    write_standin("mnist", real_env, n_train=100, n_test=200)
+    return real_env / "MNIST" / "raw"
+
+
+def test_mismatched_idx_counts_are_refused_naming_both_files(real_mnist: Path) -> None:
+    """Issue 10 item 10: 100 labels for 200 images loaded, and dataset_tensors returned 200 images, 100 labels."""
+    _write_idx(real_mnist / "t10k-labels-idx1-ubyte", np.zeros(100, np.uint8))
+    with pytest.raises(tl.DataUnreadableError, match="present but unreadable") as info:
+        tl.load_dataset("mnist", train=False, download=False)
+    msg = str(info.value)
+    assert "holds 100 labels but t10k-images-idx3-ubyte holds 200 images" in msg
+    assert f"delete {real_mnist / 't10k-labels-idx1-ubyte'} and {real_mnist / 't10k-images-idx3-ubyte'}" in msg
+    assert "could not be downloaded" not in msg
+    with pytest.raises(tl.DataUnreadableError, match="200 images but 100 labels"):
+        tl.dataset_tensors(datasets.MNIST(real_mnist.parents[1], train=False))  # read without load_dataset's checks
+
+
+@pytest.mark.parametrize(("damage", "reason"), [
+    (lambda b: b[:5000], "truncated: its header promises 156800 bytes of data, the file holds 4984"),
+    (lambda b: b + b"\0" * 10, "too long: its header promises 156800 bytes of data, the file holds 156810"),
+    (lambda b: b"<html>404 Not Found</html>" + b[26:], "not an IDX file of unsigned bytes"),
+    (lambda b: b[:10], "truncated: the file ends inside its 3-dimensional header"),
+])
+def test_a_damaged_idx_file_is_present_but_unreadable(real_mnist: Path, damage: Callable[[bytes], bytes],
+                                                      reason: str) -> None:
+    """Issue 10 item 10: these gave "could not be downloaded" or a bare AssertionError / ValueError."""
+    images = real_mnist / "t10k-images-idx3-ubyte"
+    images.write_bytes(damage(images.read_bytes()))
+    before = {f.name: f.read_bytes() for f in real_mnist.iterdir()}
+    with pytest.raises(tl.DataUnreadableError) as info:
+        tl.load_dataset("mnist", train=True, download=False)  # a damaged file of either split is reported
+    msg = str(info.value)
+    assert f"MNIST in {real_mnist.parents[1]} is present but unreadable:\n    {images}: {reason}" in msg
+    assert f"delete {images} (and re-download" in msg and "could not be downloaded" not in msg
+    assert {f.name: f.read_bytes() for f in real_mnist.iterdir()} == before  # nothing was changed or downloaded
+
+
+def test_an_idx_file_of_the_wrong_shape_is_named(real_mnist: Path) -> None:
+    _write_idx(real_mnist / "train-images-idx3-ubyte", np.zeros((100, 32, 32), np.uint8))
+    with pytest.raises(tl.DataUnreadableError, match=r"train-images-idx3-ubyte: holds an array of shape "
+                                                      r"\(100, 32, 32\); expected \(N, 28, 28\)"):
+        tl.load_dataset("mnist", train=True, download=False)
+
+
+def test_labels_outside_the_classes_are_refused(real_mnist: Path) -> None:
+    _write_idx(real_mnist / "t10k-labels-idx1-ubyte", np.full(200, 12, np.uint8))
+    with pytest.raises(tl.DataUnreadableError, match="labels from 12 to 12; expected 0 to 9"):
+        tl.load_dataset("mnist", train=False, download=False)
+
+
+def test_a_damaged_cifar_batch_is_named_not_called_missing(real_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10 item 10: a damaged real batch was reported as "could not be downloaded"."""
+    folder = real_env / "cifar-10-batches-py"
+    folder.mkdir()
+    (folder / "data_batch_3").write_bytes(b"\x80\x02}q\x00(truncated")
+
+    def offline(self: object) -> None:
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(datasets.CIFAR10, "download", offline)
+    for download in (False, True):
+        with pytest.raises(tl.DataUnreadableError) as info:
+            tl.load_dataset("cifar10", train=False, download=download)
+        msg = str(info.value)
+        assert f"{folder / 'data_batch_3'}: its md5 checksum differs from the intact file's" in msg
+        assert f"delete {folder / 'data_batch_3'} (and re-download" in msg
+    assert isinstance(info.value, tl.DataUnavailableError)  # code catching the old error still catches it
+
+
+def test_a_data_directory_that_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "data").write_text("not a folder")
+    monkeypatch.setenv(tl.DATA_ENV, str(tmp_path / "data"))
+    monkeypatch.delenv(tl.STANDIN_ENV, raising=False)
+    with pytest.raises(tl.DataUnavailableError, match="is a file, not a folder: point TLCOURSE_DATA"):
+        tl.load_dataset("mnist", train=True, download=False)
+
+
+def _standin_folder(root: Path, name: str) -> Path:
+    quick = tl.get_profile("quick")
+    sub = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py"}[name]
+    return root / "standin" / f"{quick.standin_train}-{quick.standin_test}" / sub
+
+
+def test_a_corrupted_cifar_standin_is_regenerated(standin_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 10 item 10: a damaged stand-in was never regenerated (an UnpicklingError / EOFError on every load)."""
+    first = tl.dataset_tensors(tl.load_dataset("cifar10", train=True))
+    folder = _standin_folder(standin_env, "cifar10")
+    intact = (folder / "data_batch_2").read_bytes()
+    (folder / "data_batch_2").write_bytes(intact[:5000])  # a killed copy
+    assert capsys.readouterr().err == ""  # the first, clean generation says nothing
+    again = tl.dataset_tensors(tl.load_dataset("cifar10", train=True))
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"note: regenerating the cifar10 stand-in in {folder}: "
+                                                    "data_batch_2 is damaged")
+    assert (folder / "data_batch_2").read_bytes() == intact
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    tl.load_dataset("cifar10", train=True)
+    assert capsys.readouterr().err == ""  # intact now: left alone
+
+
+def test_a_standin_that_fails_to_load_is_regenerated_even_if_its_checksums_agree(
+        standin_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    tl.load_dataset("mnist", train=False)
+    folder = _standin_folder(standin_env, "mnist")
+    labels = folder / "raw" / "t10k-labels-idx1-ubyte"
+    _write_idx(labels, np.zeros(7, np.uint8))  # a mismatch the marker cannot see:
+    marker = json.loads((folder / "STANDIN.json").read_text())
+    marker["files"]["raw/t10k-labels-idx1-ubyte"] = file_digest(labels)
+    (folder / "STANDIN.json").write_text(json.dumps(marker))
+    capsys.readouterr()
+    ds = tl.load_dataset("mnist", train=False)
+    assert len(ds) == len(ds.targets) == tl.get_profile("quick").standin_test
+    assert "could not be read (ValueError: 500 images but 7 labels)" in capsys.readouterr().err
+
+
+def test_a_missing_standin_file_or_marker_is_regenerated(standin_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tl.load_dataset("fashion_mnist", train=True)
+    folder = _standin_folder(standin_env, "fashion_mnist")
+    (folder / "raw" / "train-labels-idx1-ubyte").unlink()
+    assert len(tl.load_dataset("fashion_mnist", train=True)) == tl.get_profile("quick").standin_train
+    assert "raw/train-labels-idx1-ubyte is missing" in capsys.readouterr().err
+
+
+def test_an_unwritable_standin_folder_is_reported_before_generating(standin_env: Path) -> None:
+    (standin_env / "standin").write_text("a file in the way")
+    with pytest.raises(tl.OutputNotWritableError, match="Cannot write the generated mnist stand-in.*TLCOURSE_DATA"):
+        tl.load_dataset("mnist", train=True)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1", True), ("YES", True), ("on", True), ("0", False),
+                                                  ("off", False), ("", False)])
+def test_standin_switch_accepts_clear_values(monkeypatch: pytest.MonkeyPatch, value: str, expected: bool) -> None:
+    monkeypatch.setenv(tl.STANDIN_ENV, value)
+    assert tl.using_standins() is expected
+
+
+@pytest.mark.parametrize("value", ["2", "maybe"])
+def test_standin_switch_refuses_unclear_values(real_env: Path, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """Issue 10 item 11: TLCOURSE_STANDIN=2 / maybe were read as "real data" without a word."""
+    monkeypatch.setenv(tl.STANDIN_ENV, value)
+    for call in (tl.using_standins, lambda: tl.load_dataset("mnist", train=True, download=False)):
+        with pytest.raises(ValueError, match=rf"TLCOURSE_STANDIN='{value}' is not an on/off value. Use 1, true, "
+                                             "yes or on for on; 0, false, no or off"):
+            call()
+    assert list(real_env.iterdir()) == []  # nothing was generated or downloaded
+
+
 def test_unknown_dataset_name(standin_env: Path) -> None:
     with pytest.raises(ValueError, match="Unknown dataset 'imagenet'"):
         tl.load_dataset("imagenet", train=True)
@@ -137,8 +294,13 @@ def test_unknown_dataset_name(standin_env: Path) -> None:
 def test_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv(tl.DATA_ENV, str(tmp_path))
     assert tl.data_dir() == tmp_path.resolve()
+    monkeypatch.setenv(tl.DATA_ENV, f"  {tmp_path}  ")
+    assert tl.data_dir() == tmp_path.resolve()
+    default = Path(tl.__file__).resolve().parents[1] / "data"  # a repository checkout
+    monkeypatch.setenv(tl.DATA_ENV, "   ")
+    assert tl.data_dir() == default  # blank is unset, not a folder called "   "
     monkeypatch.delenv(tl.DATA_ENV)
-    assert tl.data_dir() == Path(tl.__file__).resolve().parents[1] / "data"  # a repository checkout
+    assert tl.data_dir() == default
 
 
 def test_dataset_tensors_shapes_and_limit(small_standins: Path) -> None:
@@ -276,3 +438,11 @@ def test_flip_and_crop_are_flips_and_shifts_of_each_image() -> None:
     for a, p in zip(shifted, padded):
         windows = [p[:, i:i + 8, j:j + 8] for i in range(5) for j in range(5)]
         assert any(torch.equal(a, w) for w in windows)  # each output is one crop of its own padded image
+
+
+def test_augmented_batches_stay_channels_last() -> None:
+    x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+    loader = tl.DeviceLoader(x, torch.arange(8), batch_size=4, device="cpu", channels_last=True,
+                             augment=tl.flip_and_crop(pad=2))
+    for xb, _ in loader:
+        assert xb.is_contiguous(memory_format=torch.channels_last)

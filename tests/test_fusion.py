@@ -114,3 +114,28 @@ def test_lambda_slider_draws_first_and_recomputes_on_change(capsys: pytest.Captu
     assert calls[0] == pytest.approx(expected, rel=1e-5)
     slider.value = 1.0
     assert len(calls) == 2 and calls[1] == pytest.approx(a.fc2.bias[0].item())
+
+
+def test_empty_inputs_raise_a_clear_error() -> None:
+    calls: list[int] = []
+    with pytest.raises(ValueError, match="greedy_soup: state_dicts is empty; a soup needs at least one"):
+        tl.greedy_soup([], lambda sd: calls.append(1) or 0.0)
+    with pytest.raises(ValueError, match="uniform_soup: state_dicts is empty"):
+        tl.uniform_soup([])
+    a, b = _nets()
+    with pytest.raises(ValueError, match="lams is empty"):
+        tl.interpolation_curve(a, a.state_dict(), b.state_dict(), lams=[], metrics=lambda m: {"x": 0.0})
+    with pytest.raises(ValueError, match="λ = 0 and λ = 1"):
+        tl.barrier(pd.DataFrame({"lam": [], "loss": []}), "loss", higher_is_better=False)
+    with pytest.raises(ValueError, match="at least one curve"):
+        tl.plot_interpolation([], ["acc"])
+    with pytest.raises(ValueError, match="at least one model"):
+        tl.LogitEnsemble([])
+    assert calls == []
+
+
+def test_greedy_soup_checks_the_ingredients_before_scoring_any() -> None:
+    calls: list[int] = []
+    with pytest.raises(ValueError, match="(?i)ingredient 1 has other keys or shapes"):
+        tl.greedy_soup([tl.LeNet().state_dict(), tl.LeNetBN().state_dict()], lambda sd: calls.append(1) or 0.0)
+    assert calls == []  # no costly evaluation before the error

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import subprocess
 import sys
@@ -118,3 +120,118 @@ def test_fetch_refuses_on_standins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TLCOURSE_STANDIN", "1")
     with pytest.raises(RuntimeError, match="unset it"):
         instructor.fetch_all()
+
+
+# --- unpack is all or nothing: every problem is found before a file is written ---
+
+
+def _snapshot(*folders: Path) -> dict[str, bytes | None]:
+    """Every folder and file under ``folders`` (None for a folder), to compare before and after."""
+    out: dict[str, bytes | None] = {}
+    for folder in folders:
+        out[str(folder)] = None if folder.exists() else b"<absent>"
+        for path in sorted(folder.rglob("*")) if folder.exists() else []:
+            out[str(path)] = path.read_bytes() if path.is_file() else None
+    return out
+
+
+def _repack(archive: Path, out: Path, *, drop: str = "", tamper: str = "",
+            extra: tuple[tuple[tarfile.TarInfo, bytes, bool], ...] = ()) -> Path:
+    """A copy of ``archive`` with one member dropped or tampered, and ``(member, bytes, listed)`` added at the end."""
+    with tarfile.open(archive, "r:gz") as src:
+        manifest = json.load(src.extractfile("MANIFEST.json"))
+        manifest.update({m.name: hashlib.sha256(blob).hexdigest() for m, blob, listed in extra if listed})
+        with tarfile.open(out, "w:gz") as dst:
+            for member in src.getmembers():
+                if member.name == drop:
+                    continue
+                blob = src.extractfile(member).read()
+                if member.name == "MANIFEST.json":
+                    blob = json.dumps(manifest).encode()
+                    member.size = len(blob)
+                if member.name == tamper:
+                    blob = blob[:-1] + bytes([blob[-1] ^ 1])
+                dst.addfile(member, io.BytesIO(blob))
+            for member, blob, _ in extra:
+                member.size = len(blob) if member.isfile() else 0
+                dst.addfile(member, io.BytesIO(blob) if member.isfile() else None)
+    return out
+
+
+@pytest.fixture
+def packed(fake_downloads: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """A pack, and a machine to unpack it on that already holds some data of its own."""
+    data, _ = fake_downloads
+    archive = tmp_path / "a.tar.gz"
+    instructor.pack_data(archive, root=data)
+    new_data, new_hub = tmp_path / "elsewhere" / "data", tmp_path / "elsewhere" / "torch"
+    (new_data / "MNIST" / "raw").mkdir(parents=True)
+    (new_data / "MNIST" / "raw" / "train-labels-idx1-ubyte").write_bytes(b"an older copy")
+    (new_data / "notes.txt").write_text("the learner's own file")
+    monkeypatch.setenv("TORCH_HOME", str(new_hub))
+    return {"archive": archive, "data": new_data, "hub": new_hub, "tmp": tmp_path}
+
+
+def test_unpack_of_a_tampered_file_leaves_the_data_folder_as_it_was(packed: dict) -> None:
+    damaged = _repack(packed["archive"], packed["tmp"] / "damaged.tar.gz", tamper="data/cifar-10-batches-py/test_batch")
+    before = _snapshot(packed["data"], packed["hub"])
+    with pytest.raises(ValueError, match="test_batch does not match its checksum"):
+        instructor.unpack_data(damaged, root=packed["data"])
+    assert _snapshot(packed["data"], packed["hub"]) == before  # no file of the damaged pack is left behind
+
+
+def test_unpack_refuses_a_manifest_entry_missing_from_the_archive(packed: dict) -> None:
+    short = _repack(packed["archive"], packed["tmp"] / "short.tar.gz", drop="data/MNIST/raw/t10k-labels-idx1-ubyte")
+    before = _snapshot(packed["data"], packed["hub"])
+    with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte: listed in MANIFEST.json but missing"):
+        instructor.unpack_data(short, root=packed["data"])
+    assert _snapshot(packed["data"], packed["hub"]) == before
+
+
+def test_unpack_checks_every_member_before_it_writes_any(packed: dict) -> None:
+    link = tarfile.TarInfo("data/MNIST/raw/link")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    extra = ((tarfile.TarInfo("data/../escape.txt"), b"evil", True), (link, b"", True),
+             (tarfile.TarInfo("data/extra.bin"), b"x", False))  # after every good member
+    hostile = _repack(packed["archive"], packed["tmp"] / "hostile.tar.gz", extra=extra)
+    before = _snapshot(packed["data"], packed["hub"])
+    with pytest.raises(ValueError) as info:
+        instructor.unpack_data(hostile, root=packed["data"])
+    message = str(info.value)
+    assert "data/../escape.txt" in message and "outside data/" in message
+    assert "data/MNIST/raw/link" in message and "not a regular file" in message
+    assert "data/extra.bin" in message and "not listed in MANIFEST.json" in message
+    assert _snapshot(packed["data"], packed["hub"]) == before
+    assert not (packed["data"].parent / "escape.txt").exists()
+
+
+def test_unpack_of_a_truncated_archive_writes_nothing(packed: dict) -> None:
+    blob = packed["archive"].read_bytes()
+    truncated = packed["tmp"] / "truncated.tar.gz"
+    truncated.write_bytes(blob[: len(blob) * 2 // 3])
+    before = _snapshot(packed["data"], packed["hub"])
+    with pytest.raises(ValueError, match="not a readable .tar.gz"):
+        instructor.unpack_data(truncated, root=packed["data"])
+    assert _snapshot(packed["data"], packed["hub"]) == before
+
+
+def test_unpack_replaces_older_files_keeps_others_and_leaves_no_temporary_folder(packed: dict) -> None:
+    with tarfile.open(packed["archive"], "r:gz") as tar:
+        manifest = json.load(tar.extractfile("MANIFEST.json"))
+        labels = tar.extractfile("data/MNIST/raw/train-labels-idx1-ubyte").read()
+    assert instructor.unpack_data(packed["archive"], root=packed["data"]) == len(manifest)
+    assert (packed["data"] / "MNIST" / "raw" / "train-labels-idx1-ubyte").read_bytes() == labels
+    assert (packed["data"] / "notes.txt").read_text() == "the learner's own file"
+    leftovers = [p for folder in (packed["data"], packed["hub"]) for p in folder.rglob(".tlcourse-unpack-*")]
+    assert leftovers == []
+
+
+def test_cli_unpack_says_what_is_wrong_in_one_line(packed: dict, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    damaged = _repack(packed["archive"], packed["tmp"] / "damaged.tar.gz", tamper="data/cifar-10-batches-py/test_batch")
+    monkeypatch.setenv("TLCOURSE_DATA", str(packed["data"]))
+    with pytest.raises(SystemExit) as info:
+        instructor.main(["unpack", str(damaged)])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "does not match its checksum" in err and "Traceback" not in err

@@ -87,3 +87,35 @@ def test_replace_head_finds_the_classifier_of_other_architectures() -> None:
     model = torchvision.models.mobilenet_v3_small()
     assert tl.replace_head(model, num_classes=3) == "classifier.3"
     assert model.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 3)
+
+
+def _damaged(kind: str, path: Path) -> None:
+    """Write a cached weights file damaged in one of the ways a download or a disk can damage it."""
+    if kind == "random bytes":
+        path.write_bytes(os.urandom(4096))
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "wrong weights":
+        torch.save({"x": torch.zeros(2)}, path)  # readable, but not resnet18's
+    else:
+        torch.save(torchvision.models.resnet18().state_dict(), path)
+        raw = bytearray(path.read_bytes())
+        if kind == "truncated":
+            del raw[len(raw) // 2:]
+        else:  # "flipped bytes": inside conv weights, the archive structure intact
+            raw[len(raw) // 2:len(raw) // 2 + 8] = b"\xff" * 8
+        path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("kind", ["random bytes", "empty", "truncated", "flipped bytes", "wrong weights"])
+def test_a_damaged_cached_imagenet_file_names_the_file_and_says_delete_it(offline_hub: Path, kind: str) -> None:
+    cached = offline_hub / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    cached.parent.mkdir(parents=True)
+    _damaged(kind, cached)
+    with pytest.raises(tl.CheckpointError) as info:
+        tl.imagenet_model("resnet18", weights="DEFAULT")
+    msg = str(info.value)
+    assert str(cached) in msg and "Delete it" in msg and "download it afresh" in msg, msg
+    assert ResNet18_Weights.IMAGENET1K_V1.url in msg, msg
+    assert info.value.__suppress_context__ or info.value.__context__ is None  # no raw UnpicklingError chained
+    assert tl.imagenet_weights_file("resnet18", "DEFAULT") == cached and cached.is_file()  # named, not deleted

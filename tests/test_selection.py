@@ -203,3 +203,16 @@ def test_imagenet_source_loads_a_cached_checkpoint(empty_torch_home: Path, monke
     src = tl.imagenet_source("resnet18")
     assert src.kind == "imagenet" and str(ckpt) in src.message
     assert torch.equal(src.model.conv1.weight, weights["conv1.weight"])
+
+
+def test_imagenet_source_with_a_corrupt_cached_checkpoint_says_delete_it(empty_torch_home: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(tl.STANDIN_ENV, "1")  # a file in the cache is used even on stand-ins, so it must be sound
+    ckpt = empty_torch_home / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(os.urandom(4096))  # an interrupted copy: torch.load raised a raw UnpicklingError
+    with pytest.raises(tl.CheckpointError) as info:
+        tl.imagenet_source("resnet18")
+    msg = str(info.value)
+    assert str(ckpt) in msg and "Delete it" in msg and "download it afresh" in msg, msg
+    assert ckpt.is_file()  # reported, not deleted behind the learner's back

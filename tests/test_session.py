@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 import tlcourse as tl
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_start_reports_profile_device_and_seed(real_env: Path) -> None:
@@ -51,3 +56,53 @@ def test_figures_show_in_a_kernel_started_with_agg(standin_env: Path, monkeypatc
     nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
     shown = [o for o in nb.cells[1].outputs if "image/png" in o.get("data", {})]
     assert shown, "a figure drawn in a loop did not appear under its cell"
+
+
+def test_start_profile_is_the_session_default_in_a_clean_process(tmp_path: Path) -> None:
+    """Issue 10 item 9: start(profile="quick") without TLCOURSE_PROFILE, then load_dataset built cpu-sized stand-ins."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TLCOURSE_")}
+    env.update({"TLCOURSE_DATA": str(tmp_path), "TLCOURSE_STANDIN": "1", "CUDA_VISIBLE_DEVICES": ""})
+    script = (
+        "import tlcourse as tl\n"
+        "run = tl.start(seed=0, profile='quick', show=False)\n"
+        "ds = tl.load_dataset('fashion_mnist', train=False)\n"
+        "print(tl.get_profile().name, len(ds), sorted(p.name for p in (tl.data_dir() / 'standin').iterdir()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    quick = tl.PROFILES["quick"]
+    assert out.stdout.split(maxsplit=2) == ["quick", str(quick.standin_test), f"['{quick.standin_train}-{quick.standin_test}']\n"]
+
+
+def test_the_start_argument_outranks_the_environment_and_the_header_says_so(real_env: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(tl.PROFILE_ENV, "cpu")
+    run = tl.start(seed=0, profile="quick", show=False)
+    assert run.profile.name == "quick" and tl.get_profile().name == "quick"
+    assert "profile: quick (given to start(), which outranks TLCOURSE_PROFILE=cpu)" in repr(run)
+    run = tl.start(seed=0, show=False)  # no argument: each start decides afresh, from the environment
+    assert run.profile.name == "cpu" and tl.get_profile().name == "cpu"
+    assert "profile: cpu (from TLCOURSE_PROFILE)" in repr(run)
+    monkeypatch.delenv(tl.PROFILE_ENV)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    run = tl.start(seed=0, show=False)
+    assert run.profile.name == "cpu" and "(the default here; set TLCOURSE_PROFILE to change)" in repr(run)
+
+
+def test_a_profile_object_given_to_start_is_used_by_the_helpers(standin_env: Path) -> None:
+    small = tl.get_profile("quick", standin_train=60, standin_test=20)
+    tl.start(seed=0, profile=small, show=False)
+    assert len(tl.load_dataset("mnist", train=False)) == 20
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    (tl.PROFILE_ENV, "gpu", "Unknown run profile 'gpu' in TLCOURSE_PROFILE"),
+    (tl.STANDIN_ENV, "maybe", "TLCOURSE_STANDIN='maybe' is not an on/off value"),
+])
+def test_start_refuses_a_bad_variable_even_with_a_profile_and_changes_nothing(
+        real_env: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str) -> None:
+    tl.set_session_profile(profile="full")
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match=message):
+        tl.start(seed=0, profile="quick", show=False)
+    assert tl.get_profile().name == "full"  # the session's profile is unchanged

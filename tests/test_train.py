@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import collections
+import copy
 import os
+import struct
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -184,3 +189,214 @@ def test_a_checkpoint_for_another_model_gives_a_clear_error(tmp_path: Path) -> N
     path = tl.save_checkpoint(tmp_path / "c.pt", model=tl.LeNet(image_size=28), epoch=1)
     with pytest.raises(tl.CheckpointError, match="does not fit this model"):
         tl.load_checkpoint(path, model=tl.LeNet(image_size=32))
+
+
+# --- issue 10: values the safe loader refuses, damaged files, mismatched models and optimizers --------
+
+def _state_copy(*objects: nn.Module | torch.optim.Optimizer) -> list[dict]:
+    """Deep copies of state dicts, to prove a failed load changed nothing."""
+    return [copy.deepcopy(o.state_dict()) for o in objects]
+
+
+def _same_state(a: object, b: object) -> bool:
+    """Equal nested state dicts, tensors compared exactly."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same_state(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(map(_same_state, a, b))
+    return a == b
+
+
+def _stepped(model: tl.LeNet, opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """One optimizer step of a 28x28 LeNet, so the optimizer holds per-parameter state."""
+    F.cross_entropy(model(torch.randn(2, 1, 28, 28)), torch.tensor([0, 1])).backward()
+    opt.step()
+    opt.zero_grad()
+    return opt
+
+
+@pytest.mark.parametrize(("where", "value", "instead"), [
+    ("extra['mean']", np.zeros(3, dtype=np.float32), "torch.from_numpy"),
+    ("extra['profile']", tl.get_profile("quick"), "dataclasses.asdict"),
+    ("extra['config']['sizes'][1]", [1, np.arange(2)], "torch.from_numpy"),
+])
+def test_save_refuses_a_value_the_safe_loader_cannot_read_and_writes_nothing(
+    tmp_path: Path, where: str, value: object, instead: str
+) -> None:
+    path = tl.save_checkpoint(tmp_path / "c.pt", model=tl.LeNet(), epoch=1)
+    before = path.read_bytes()
+    extra = {"config": {"sizes": value}} if "config" in where else {where[7:-2]: value}
+    with pytest.raises(TypeError) as info:
+        tl.save_checkpoint(path, model=tl.LeNet(), epoch=2, extra=extra)
+    msg = str(info.value)
+    assert where in msg and instead in msg and "weights_only" in msg and "Nothing was saved" in msg, msg
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_numpy_scalars_are_saved_as_the_python_numbers_they_equal(tmp_path: Path) -> None:
+    h = tl.History(train_loss=[np.float32(0.5), np.float64(0.25)], train_acc=[np.float32(0.75)],
+                   test_loss=[1.0], test_acc=[np.float32(0.125)], seconds=[np.float64(2.0)])
+    model = tl.LeNet()
+    tl.save_checkpoint(tmp_path / "c.pt", model=model, epoch=np.int64(1), history=h,
+                       extra={"best": np.float32(0.125), "step": np.int64(7), "flag": np.bool_(True)})
+    state = tl.load_checkpoint(tmp_path / "c.pt", model=tl.LeNet())
+    assert state["history"]["train_loss"] == [0.5, 0.25] and state["history"]["test_acc"] == [0.125]
+    assert all(type(v) is float for vs in state["history"].values() for v in vs)
+    assert state["extra"] == {"best": 0.125, "step": 7, "flag": True}
+    assert [type(v) for v in state["extra"].values()] == [float, int, bool] and state["epoch"] == 1
+
+
+def test_every_value_save_accepts_is_read_back_by_the_safe_loader(tmp_path: Path) -> None:
+    opt = torch.optim.SGD(tl.LeNet().parameters(), lr=0.1)
+    extra = {"t": torch.arange(3), "p": nn.Parameter(torch.ones(2)), "s": "x", "b": b"x", "ba": bytearray(b"y"),
+             "i": 1, "f": 0.5, "flag": False, "c": 1 + 2j, "none": None, "size": torch.Size([2, 3]),
+             "dtype": torch.float16, "device": torch.device("cpu"), "od": collections.OrderedDict(a=1),
+             "counter": collections.Counter([1, 1, 2]), "seq": [(1, 2), {3}],
+             "scheduler": torch.optim.lr_scheduler.MultiStepLR(opt, [1, 2]).state_dict()}  # holds a Counter
+    tl.save_checkpoint(tmp_path / "c.pt", model=tl.LeNet(), optimizer=opt, epoch=1, extra=extra)
+    back = tl.load_checkpoint(tmp_path / "c.pt", model=tl.LeNet(), optimizer=opt)["extra"]
+    assert back.keys() == extra.keys() and _same_state(back, extra)
+    assert [type(v) for v in back.values()] == [type(v) for v in extra.values()]
+
+
+def test_an_intact_file_the_safe_loader_refuses_gets_torchs_reason_not_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "c.pt"
+    tl.save_checkpoint(path, model=tl.LeNet(), epoch=1)
+    state = torch.load(path, weights_only=True)
+    state["extra"] = {"mean": np.zeros(3)}  # what an older save_checkpoint let through
+    torch.save(state, path)
+    with pytest.raises(tl.CheckpointError) as info:
+        tl.load_checkpoint(path, model=tl.LeNet())
+    msg = str(info.value)
+    assert "Unsupported global" in msg and "numpy" in msg and "_reconstruct" in msg, msg
+    assert "intact" in msg and "corrupt" not in msg and "unreadable" not in msg and str(path) in msg, msg
+    not_torch = tmp_path / "notes.zip"  # a readable zip archive that is no torch file
+    with zipfile.ZipFile(not_torch, "w") as z:
+        z.writestr("notes.txt", "hello")
+    with pytest.raises(tl.CheckpointError, match="a zip archive but not a torch file") as info:
+        tl.load_checkpoint(not_torch, model=tl.LeNet())
+    assert "corrupt" not in str(info.value)
+
+
+def _tensor_record_offset(path: Path, nbytes: int) -> int:
+    """Where the data of the (stored, uncompressed) zip record holding ``nbytes`` bytes starts."""
+    with zipfile.ZipFile(path) as z:
+        [info] = [i for i in z.infolist() if i.file_size == nbytes and "/data/" in i.filename]
+    raw = path.read_bytes()
+    name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26:info.header_offset + 30])
+    return info.header_offset + 30 + name_len + extra_len
+
+
+def test_flipped_bytes_in_a_tensor_record_are_caught_before_loading(tmp_path: Path) -> None:
+    path = tl.save_checkpoint(tmp_path / "c.pt", model=tl.LeNet(), epoch=1)
+    start = _tensor_record_offset(path, 50 * 320 * 4)  # fc1.weight: 50 x 320 float32
+    raw = bytearray(path.read_bytes())
+    raw[start + 4000:start + 4008] = b"\xff" * 8  # two float32 NaNs in fc1.weight
+    path.write_bytes(bytes(raw))
+    model = tl.LeNet()
+    [reference] = _state_copy(model)
+    with pytest.raises(tl.CheckpointError) as info:
+        tl.load_checkpoint(path, model=model)
+    msg = str(info.value)
+    assert str(path) in msg and "damaged" in msg and "CRC32" in msg and "Delete it" in msg, msg
+    assert _same_state(model.state_dict(), reference) and not any(v.isnan().any() for v in model.state_dict().values())
+
+
+def test_a_checkpoint_for_another_model_lists_every_difference_and_changes_nothing(tmp_path: Path) -> None:
+    path = tl.save_checkpoint(tmp_path / "c.pt", model=tl.LeNet(in_channels=1, image_size=28), epoch=1)
+    model = tl.LeNet(in_channels=3, image_size=32)  # 2 of its 8 tensors have other shapes
+    [reference] = _state_copy(model)
+    with pytest.raises(tl.CheckpointError) as info:
+        tl.load_checkpoint(path, model=model)
+    msg = str(info.value)
+    assert "does not fit this model (LeNet)" in msg and "Nothing was loaded" in msg, msg
+    assert "conv1.weight (file (10, 1, 5, 5), model (10, 3, 5, 5))" in msg, msg
+    assert "fc1.weight (file (50, 320), model (50, 500))" in msg, msg
+    assert _same_state(model.state_dict(), reference)  # not 6 of 8 tensors overwritten
+    resnet = tl.cifar_resnet18()
+    [reference] = _state_copy(resnet)
+    with pytest.raises(tl.CheckpointError) as info:
+        tl.load_checkpoint(path, model=resnet)
+    msg = str(info.value)
+    assert "missing from the file: bn1.weight, bn1.bias" in msg and "more; unexpected in the file" in msg, msg
+    assert "unexpected in the file: conv1.bias, conv2.weight, conv2.bias, fc1.weight" in msg, msg
+    assert "other shapes: conv1.weight (file (10, 1, 5, 5), model (64, 3, 3, 3))" in msg, msg
+    assert _same_state(resnet.state_dict(), reference)
+
+
+def _other_optimizers(model: nn.Module) -> dict[str, torch.optim.Optimizer]:
+    params = list(model.parameters())
+    return {
+        "Adam instead of SGD": torch.optim.Adam(params),
+        "two groups instead of one": torch.optim.SGD([{"params": params[:4]}, {"params": params[4:]}], lr=0.1,
+                                                     momentum=0.9),
+        "parameters in another order": torch.optim.SGD(params[::-1], lr=0.1, momentum=0.9),
+    }
+
+
+@pytest.mark.parametrize("case", ["Adam instead of SGD", "two groups instead of one", "parameters in another order"])
+def test_an_optimizer_state_that_does_not_fit_is_refused_and_changes_nothing(tmp_path: Path, case: str) -> None:
+    saved = tl.LeNet()
+    sgd = _stepped(saved, torch.optim.SGD(saved.parameters(), lr=0.1, momentum=0.9))
+    path = tl.save_checkpoint(tmp_path / "c.pt", model=saved, optimizer=sgd, epoch=1)
+    model = tl.LeNet()
+    opt = _stepped(model, _other_optimizers(model)[case])
+    reference = _state_copy(model, opt)
+    with pytest.raises(tl.CheckpointError) as info:
+        tl.load_checkpoint(path, model=model, optimizer=opt)
+    msg = str(info.value)
+    assert f"does not fit this optimizer ({type(opt).__name__})" in msg and "Nothing was loaded" in msg, msg
+    expected = {"Adam instead of SGD": "the file holds SGD state, this is Adam",
+                "two groups instead of one": "parameter groups: 1 in the file, 2 here",
+                "parameters in another order": "momentum_buffer of fc2.bias (file (10, 1, 5, 5), parameter (10,))"}
+    assert expected[case] in msg, msg
+    assert _same_state(model.state_dict(), reference[0]) and _same_state(opt.state_dict(), reference[1])
+
+
+def test_an_sgd_state_saved_without_its_type_is_still_refused_by_adam(tmp_path: Path) -> None:
+    saved = tl.LeNet()
+    sgd = _stepped(saved, torch.optim.SGD(saved.parameters(), lr=0.1, momentum=0.9))
+    path = tl.save_checkpoint(tmp_path / "c.pt", model=saved, optimizer=sgd, epoch=1)
+    state = torch.load(path, weights_only=True)
+    state.pop("optimizer_type", None)  # as in files written before the type was recorded
+    torch.save(state, path)
+    model = tl.LeNet()
+    adam = torch.optim.Adam(model.parameters())
+    reference = _state_copy(model, adam)
+    with pytest.raises(tl.CheckpointError, match=r"settings \['dampening', 'momentum', 'nesterov'\] that Adam"):
+        tl.load_checkpoint(path, model=model, optimizer=adam)
+    assert _same_state(model.state_dict(), reference[0]) and _same_state(adam.state_dict(), reference[1])
+    same = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    tl.load_checkpoint(path, model=model, optimizer=same)  # the right optimizer still loads it
+    assert torch.equal(same.state_dict()["state"][0]["momentum_buffer"], sgd.state_dict()["state"][0]["momentum_buffer"])
+
+
+def test_resuming_a_longer_checkpoint_with_fewer_epochs_raises_and_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "run.pt"
+    _run(4, checkpoint=path)
+    before = path.read_bytes()
+    model = tl.LeNet()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    reference = _state_copy(model, opt)
+    with pytest.raises(ValueError) as info:
+        tl.fit(model, [], [], opt, epochs=3, device=CPU, checkpoint=path, resume=True, progress=False)
+    msg = str(info.value)
+    assert "already holds 4 epochs" in msg and "epochs>=4" in msg and "another checkpoint path" in msg, msg
+    assert _same_state(model.state_dict(), reference[0]) and _same_state(opt.state_dict(), reference[1])
+    assert path.read_bytes() == before
+
+
+def test_save_and_load_remove_the_temporaries_of_killed_saves(tmp_path: Path) -> None:
+    path = tmp_path / "c.pt"
+    stale = [tmp_path / ".c.pt.killed1.tmp", tmp_path / ".c.pt.killed2.tmp"]
+    young = tmp_path / ".c.pt.inprogress.tmp"  # may belong to a save still running: kept
+    for p in [*stale, young]:
+        p.write_bytes(b"\0" * 1000)
+    os.utime(stale[0], (0, 0))
+    tl.save_checkpoint(path, model=tl.LeNet(), epoch=1)
+    assert not stale[0].exists() and stale[1].exists() and young.exists()
+    os.utime(stale[1], (0, 0))
+    tl.load_checkpoint(path, model=tl.LeNet())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".c.pt.inprogress.tmp", "c.pt"]

@@ -202,3 +202,100 @@ def test_interpolation_rejects_bad_lambda_keys_and_shapes() -> None:
         tl.interpolate_state_dicts(a, {"w": torch.zeros(2)}, 0.5)
     with pytest.raises(ValueError, match=r"w: \(2,\).*\(3,\)"):
         tl.interpolate_state_dicts(a, {"w": torch.zeros(3), "b": torch.zeros(1)}, 0.5)
+
+
+# --- names that match nothing: an error naming the nearest real names, and nothing changed ---
+
+
+def _state(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, bool], dict[str, bool]]:
+    """Everything the functions below could change: tensors, requires_grad flags, training modes."""
+    return ({k: v.clone() for k, v in model.state_dict().items()},
+            {n: p.requires_grad for n, p in model.named_parameters()},
+            {n: m.training for n, m in model.named_modules()})
+
+
+def _unchanged(model: nn.Module, before: tuple) -> bool:
+    tensors, flags, modes = _state(model)
+    return (all(torch.equal(v, before[0][k]) for k, v in tensors.items())
+            and flags == before[1] and modes == before[2])
+
+
+@pytest.mark.parametrize("strict", [False, True])
+@pytest.mark.parametrize("skip, nearest", [("fc_2", "fc2"), (["fc2.weights"], "fc2.weight"), (["fc1", "fc3"], ".*fc2")])
+def test_a_skip_name_that_matches_nothing_raises_and_copies_nothing(skip, nearest: str, strict: bool) -> None:
+    torch.manual_seed(0)
+    src, dst = tl.LeNet(), tl.LeNet()
+    before = _state(dst)
+    with pytest.raises(tl.UnknownNameError, match=f"did you mean {nearest}") as info:
+        tl.transfer_weights(src, dst, skip=skip, strict=strict)
+    assert isinstance(info.value, ValueError) and "Nothing was changed" in str(info.value)
+    assert _unchanged(dst, before)  # the source's head was not copied in
+
+
+def test_an_empty_skip_name_raises_instead_of_skipping_everything() -> None:
+    src, dst = tl.LeNet(), tl.LeNet()
+    before = _state(dst)
+    with pytest.raises(tl.UnknownNameError, match="empty name"):
+        tl.transfer_weights(src, dst, skip="")
+    with pytest.raises(tl.UnknownNameError, match="empty name"):
+        tl.transfer_weights(src, dst, skip=["fc2", ""])
+    assert _unchanged(dst, before)
+
+
+def test_a_skip_name_may_name_a_tensor_of_the_source_only() -> None:
+    src = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    dst = nn.Sequential(nn.Linear(3, 4))
+    report = tl.transfer_weights(src, dst, skip="1", strict=True)  # the source's extra layer, left out on purpose
+    assert report.copied == ["0.weight", "0.bias"] and report.skipped == []
+
+
+def test_freeze_and_unfreeze_with_a_typo_change_nothing() -> None:
+    model = tl.LeNetBN()
+    before = _state(model)
+    with pytest.raises(tl.UnknownNameError, match="'cnv2'.*did you mean conv2"):
+        tl.freeze(model, ["conv1", "bn1", "cnv2"])
+    assert _unchanged(model, before)  # conv1 not frozen, bn1 still in training mode
+    assert tl.keep_frozen_bn_eval(model) == 0
+    tl.freeze(model)
+    before = _state(model)
+    with pytest.raises(tl.UnknownNameError, match="fc_2"):
+        tl.unfreeze(model, ["fc1", "fc_2"])
+    assert _unchanged(model, before)
+    with pytest.raises(tl.UnknownNameError, match="empty name"):
+        tl.freeze(model, "")
+    with pytest.raises(tl.UnknownNameError, match="pass None"):
+        tl.freeze(model, [])
+    with pytest.raises(TypeError, match="strings"):
+        tl.freeze(model, ["conv1", 2])
+    assert _unchanged(model, before)
+
+
+def test_freeze_all_but_with_a_typo_freezes_nothing() -> None:
+    model = tl.LeNet()
+    tl.freeze(model, "conv1")
+    before = _state(model)
+    with pytest.raises(tl.UnknownNameError, match="'head'.*conv1, conv2, fc1, fc2"):
+        tl.freeze_all_but(model, "head")  # no name is close: the message lists the top-level modules
+    assert _unchanged(model, before)
+    assert [n for n, p in model.named_parameters() if not p.requires_grad] == ["conv1.weight", "conv1.bias"]
+
+
+def test_param_groups_and_layerwise_groups_reject_a_typo_instead_of_dropping_it() -> None:
+    model = tl.LeNet()
+    with pytest.raises(tl.UnknownNameError, match="head_names: 'fc_1'.*did you mean fc1"):
+        tl.param_groups(model, lr=0.01, head_names=["fc2", "fc_1"])
+    with pytest.raises(tl.UnknownNameError, match="layers: 'fc_2'.*did you mean fc2"):
+        tl.layerwise_lr_groups(model, lr=0.1, decay=0.5, layers=[["conv1", "conv2"], "fc1", ["fc2", "fc_2"]])
+    with pytest.raises(tl.UnknownNameError, match="head_names is empty"):
+        tl.param_groups(model, lr=0.01, head_names=[])
+    tl.freeze(model, "fc1")  # a frozen layer is still a real name
+    groups = tl.layerwise_lr_groups(model, lr=0.1, decay=0.5, layers=["conv1", "conv2", "fc1", "fc2"])
+    assert [g["name"] for g in groups] == ["conv1", "conv2", "fc2"]
+
+
+def test_the_split_modules_keep_every_name_available() -> None:
+    from tlcourse import freezing, interpolation, transfer
+
+    for module in (transfer, freezing, interpolation):
+        assert all(getattr(tl, name) is getattr(module, name) for name in module.__all__)
+    assert not hasattr(transfer, "freeze")  # each name lives in one module: freezing, not transfer

@@ -1,7 +1,7 @@
 """Command line: ``python -m tlcourse <command> [options]``.
 
 Commands:
-    casestudy   run the MNIST -> CIFAR-10 case study and write results (tlcourse.casestudy)
+    casestudy   run the MNIST -> CIFAR-10 case study and write results (tlcourse.casestudy_cli)
     instructor  student copies of the notebooks, and offline data packs (tlcourse.instructor)
 
 ``python -m tlcourse <command> --help`` lists each command's options.
@@ -13,7 +13,7 @@ import importlib
 import sys
 
 COMMANDS = {
-    "casestudy": ("tlcourse.casestudy", "run the MNIST -> CIFAR-10 case study and write results"),
+    "casestudy": ("tlcourse.casestudy_cli", "run the MNIST -> CIFAR-10 case study and write results"),
     "instructor": ("tlcourse.instructor", "student copies of the notebooks; offline data packs"),
 }
 

@@ -42,12 +42,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import Profile, get_profile
-from .data import DeviceLoader, data_dir, dataset_tensors, load_dataset
+from .data import DATA_ENV, data_dir, dataset_tensors, load_dataset
+from .loaders import DeviceLoader
+from .files import ensure_writable
 from .models import LeNet
 from .session import dataset_title
-from .train import CheckpointError, evaluate, load_checkpoint, save_checkpoint, train_one_epoch
-from .transfer import (TransferReport, freeze, freeze_all_but, layerwise_lr_groups, trainable_parameters,
-                       transfer_weights, unfreeze)
+from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from .train import evaluate, train_one_epoch
+from .freezing import freeze, freeze_all_but, layerwise_lr_groups, trainable_parameters, unfreeze
+from .names import Names, check_names
+from .transfer import TransferReport, transfer_weights
 
 __all__ = [
     "LeNetBN",
@@ -66,7 +70,6 @@ __all__ = [
     "describe_difference",
     ]
 
-Names = str | Sequence[str]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -156,6 +159,10 @@ def pretrained_lenet(
         lr: Adam's learning rate.
         cache: load / save the checkpoint.
 
+    Raises:
+        OutputNotWritableError: it must be trained but the cache folder cannot be written
+            (checked before training).
+
     Example:
         >>> src = pretrained_lenet("mnist", profile=tl.get_profile("quick"))  # doctest: +SKIP
         >>> src.model.fc2.out_features                                       # doctest: +SKIP
@@ -186,6 +193,9 @@ def pretrained_lenet(
         except CheckpointError:  # damaged or foreign file: train again (from scratch) and overwrite it
             model = fresh()
     if not loaded:
+        if cache:  # checked before training: an unwritable folder costs a second, not the training
+            ensure_writable(path.parent, what="the trained source (cache=False trains it without saving)",
+                            env=DATA_ENV)
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         train = DeviceLoader(x, y, batch_size=p.batch_size, device=device, seed=seed)
         for epoch in range(epochs):
@@ -360,7 +370,8 @@ def unfreezing_stages(model: nn.Module, layers: Sequence[Names]) -> Iterator[lis
         [['fc2'], ['fc1', 'fc2'], ['conv2', 'fc1', 'fc2'], ['conv1', 'conv2', 'fc1', 'fc2']]
     """
     labels = [e if isinstance(e, str) else "+".join(e) for e in layers]
-    freeze(model)
+    check_names(_flatten(layers), [n for n, _ in model.named_parameters()], what="unfreezing_stages: layers")
+    freeze(model)  # only once every layer is known to exist: a typo freezes nothing
     for i in reversed(range(len(layers))):
         unfreeze(model, layers[i])
         yield labels[i:]
@@ -413,7 +424,8 @@ def parameter_snapshot(model: nn.Module, *, exclude: Names = ()) -> dict[str, to
         >>> sorted(parameter_snapshot(tl.LeNet(), exclude=["fc1", "fc2"]))
         ['conv1.bias', 'conv1.weight', 'conv2.bias', 'conv2.weight']
     """
-    skip = _flatten([exclude])
+    skip = check_names(_flatten([exclude]), [n for n, _ in model.named_parameters()],
+                       what="parameter_snapshot: exclude")
     return {n: p.detach().clone() for n, p in model.named_parameters()
             if not any(n == s or n.startswith(s + ".") for s in skip)}
 

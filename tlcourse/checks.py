@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import html
 import math
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .config import env_choice
 
 __all__ = [
     "CHECKS_ENV",
@@ -85,7 +87,7 @@ def check_result(exercise: str, passed: bool | None, message: str) -> CheckResul
         True
     """
     result = CheckResult(exercise, passed, message)
-    if passed is not True and os.environ.get(CHECKS_ENV, "").strip().lower() == "strict":
+    if passed is not True and env_choice(CHECKS_ENV, choices=("strict", "lenient")) == "strict":
         raise AssertionError(repr(result))
     return result
 
@@ -93,8 +95,53 @@ def check_result(exercise: str, passed: bool | None, message: str) -> CheckResul
 _UNANSWERED = "Replace the None in the exercise cell with your answer, run it, then run this check again."
 
 
+def _difference(answer: Any, expected: Any, where: str = "") -> str | None:
+    """``None`` if ``answer`` equals ``expected`` exactly; else what differs ("" when only the values do).
+
+    Tensors and NumPy arrays compare by type, shape, dtype and every element; dicts by
+    their keys and then value by value; lists and tuples element by element; anything
+    else with ``==``.
+    """
+    at = f" at {where}" if where else ""
+    if isinstance(expected, (torch.Tensor, np.ndarray)):
+        kind = torch.Tensor if isinstance(expected, torch.Tensor) else np.ndarray
+        if not isinstance(answer, kind):
+            return f"Expected {'a tensor' if kind is torch.Tensor else 'a NumPy array'}{at}, got {type(answer).__name__}."
+        if tuple(answer.shape) != tuple(expected.shape):
+            return f"Shape {tuple(answer.shape)}{at}, expected {tuple(expected.shape)}."
+        if answer.dtype != expected.dtype:
+            return f"dtype {answer.dtype}{at}, expected {expected.dtype}."
+        same = (torch.equal(answer.detach().cpu(), expected.detach().cpu()) if kind is torch.Tensor
+                else np.array_equal(answer, expected))
+        return None if same else ""
+    if isinstance(expected, Mapping):
+        if not isinstance(answer, Mapping):
+            return f"Expected a dict{at}, got {type(answer).__name__}."
+        missing, extra = [k for k in expected if k not in answer], [k for k in answer if k not in expected]
+        if missing or extra:
+            return (f"The keys{at} differ" + (f"; missing: {_few([repr(k) for k in missing])}" if missing else "")
+                    + (f"; unexpected: {_few([repr(k) for k in extra])}" if extra else "") + ".")
+        return next((d for k in expected if (d := _difference(answer[k], expected[k], f"{where}[{k!r}]")) is not None),
+                    None)
+    if isinstance(expected, (list, tuple)):
+        if not isinstance(answer, (list, tuple)) or isinstance(answer, tuple) != isinstance(expected, tuple):
+            return f"Expected a {type(expected).__name__}{at}, got {type(answer).__name__}."
+        if len(answer) != len(expected):
+            return f"{len(answer)} items{at}, expected {len(expected)}."
+        return next((d for i, (a, e) in enumerate(zip(answer, expected))
+                     if (d := _difference(a, e, f"{where}[{i}]")) is not None), None)
+    try:
+        return None if bool(answer == expected) else ""
+    except (TypeError, ValueError, RuntimeError):  # == gave many truth values (an array, a tensor)
+        return f"Expected a {type(expected).__name__}{at}, got {type(answer).__name__}."
+
+
 def check_equal(exercise: str, answer: Any, expected: Any, *, hint: str) -> CheckResult:
-    """Compare an answer with the expected value (tensors exactly, other values with ``==``).
+    """Compare an answer with the expected value exactly.
+
+    Tensors and NumPy arrays must match in type, shape, dtype and every element; dicts
+    and lists are compared item by item (so a dict of tensors works); other values
+    with ``==``.
 
     Args:
         exercise: the exercise's number.
@@ -105,18 +152,22 @@ def check_equal(exercise: str, answer: Any, expected: Any, *, hint: str) -> Chec
     Example:
         >>> check_equal("0.2", torch.zeros(2), torch.ones(2), hint="look again").passed
         False
+        >>> check_equal("0.2", {"w": torch.ones(2)}, {"w": torch.ones(2)}, hint="look again").passed
+        True
     """
     if answer is None:
         return check_result(exercise, None, _UNANSWERED)
-    if isinstance(expected, torch.Tensor):
-        if not isinstance(answer, torch.Tensor):
-            return check_result(exercise, False, f"Expected a tensor, got {type(answer).__name__}. {hint}")
-        if answer.shape != expected.shape:
-            return check_result(exercise, False, f"Shape {tuple(answer.shape)}, expected {tuple(expected.shape)}. {hint}")
-        same = answer.dtype == expected.dtype and torch.equal(answer, expected)
-    else:
-        same = answer == expected
-    return check_result(exercise, True, "Well done.") if same else check_result(exercise, False, hint)
+    difference = _difference(answer, expected)
+    if difference is None:
+        return check_result(exercise, True, "Well done.")
+    return check_result(exercise, False, f"{difference} {hint}" if difference else hint)
+
+
+def _as_number_tensor(value: Any) -> torch.Tensor:
+    """``value`` as a float64 tensor, or complex128 when it holds complex numbers (never dropping a part)."""
+    t = value.detach() if isinstance(value, torch.Tensor) else value
+    probe = t if isinstance(t, torch.Tensor) else torch.as_tensor(np.asarray(t))
+    return torch.as_tensor(t, dtype=torch.complex128 if probe.is_complex() else torch.float64).cpu()
 
 
 def check_close(exercise: str, answer: Any, expected: Any, *, hint: str,
@@ -124,7 +175,9 @@ def check_close(exercise: str, answer: Any, expected: Any, *, hint: str,
     """Compare a number, list of numbers or tensor with the expected one up to floating-point rounding.
 
     Use it where the learner's computation may differ from the reference in the last
-    digits (a softmax written by hand, a sum in another order).
+    digits (a softmax written by hand, a sum in another order). Complex values are
+    compared as complex numbers, both parts: a real answer to a complex value is wrong
+    unless the imaginary part is (close to) zero.
 
     Args:
         exercise: the exercise's number.
@@ -138,17 +191,21 @@ def check_close(exercise: str, answer: Any, expected: Any, *, hint: str,
         True
         >>> check_close("6.9", 0.1 + 0.2, 0.3, hint="add").passed
         True
+        >>> check_close("6.9", torch.tensor([1 + 2j]), torch.tensor([1 - 2j]), hint="conjugate?").passed
+        False
     """
     if answer is None:
         return check_result(exercise, None, _UNANSWERED)
     try:
-        a = torch.as_tensor(answer.detach() if isinstance(answer, torch.Tensor) else answer, dtype=torch.float64)
+        a = _as_number_tensor(answer)
     except (TypeError, ValueError, RuntimeError):
         return check_result(exercise, False, f"Expected a number or a tensor, got {type(answer).__name__}. {hint}")
-    e = torch.as_tensor(expected.detach() if isinstance(expected, torch.Tensor) else expected, dtype=torch.float64)
+    e = _as_number_tensor(expected)
     if a.shape != e.shape:
         return check_result(exercise, False, f"Shape {tuple(a.shape)}, expected {tuple(e.shape)}. {hint}")
-    ok = torch.allclose(a.cpu(), e.cpu(), rtol=rtol, atol=atol)
+    if a.is_complex() or e.is_complex():
+        a, e = a.to(torch.complex128), e.to(torch.complex128)
+    ok = torch.allclose(a, e, rtol=rtol, atol=atol)
     return check_result(exercise, True, "Well done.") if ok else check_result(exercise, False, hint)
 
 

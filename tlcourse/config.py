@@ -5,6 +5,15 @@ which device. One environment variable, ``TLCOURSE_PROFILE``, picks it, so the s
 notebook runs in seconds in CI (``quick``), in minutes on a laptop (``cpu``) and as
 the real experiment on a GPU (``full``).
 
+Which profile a helper uses when it is given none (``get_profile()``), first match wins:
+
+1. the profile given to ``tl.start(profile=...)`` (or ``set_session_profile``) in this session;
+2. ``TLCOURSE_PROFILE``;
+3. ``full`` when CUDA is available, else ``cpu``.
+
+Environment variables are read strictly: a value that is not one of the accepted ones
+raises a ``ValueError`` naming them (``env_flag``, ``env_choice``), never guessed at.
+
 Example:
     >>> import tlcourse as tl
     >>> tl.get_profile("quick").source_epochs
@@ -14,8 +23,10 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +37,11 @@ __all__ = [
     "Profile",
     "PROFILES",
     "get_profile",
+    "env_profile_name",
+    "set_session_profile",
+    "env_flag",
+    "env_choice",
+    "env_selection",
     "choose_device",
     "seed_everything",
 ]
@@ -46,7 +62,7 @@ class Profile:
     batch_size: int  # mini-batch size for training and evaluation
     label_budgets: tuple[int, ...]  # labelled target images *per class* in the budget experiments
     seeds: tuple[int, ...]  # one run per seed; spread across seeds is the error bar
-    standin_train: int  # training images per stand-in dataset (only used with TLCOURSE_STANDIN=1)
+    standin_train: int  # training images per stand-in dataset (only used for those TLCOURSE_STANDIN names)
     standin_test: int  # test images per stand-in dataset
 
 
@@ -96,32 +112,187 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def get_profile(name: str | None = None, **overrides: object) -> Profile:
-    """Return the run profile named ``name``, or the one ``TLCOURSE_PROFILE`` names.
+_session_profile: Profile | None = None  # set by start(profile=...): every later get_profile()'s default
 
-    Without either, the default is ``full`` when CUDA is available, else ``cpu``.
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def env_flag(name: str, *, default: bool = False) -> bool:
+    """Read an on/off environment variable strictly; unset or empty means ``default``.
 
     Args:
-        name: ``"quick"``, ``"cpu"`` or ``"full"``; ``None`` reads the environment.
+        name: the variable, e.g. ``"TLCOURSE_DOWNLOAD"``. Accepted (any case, spaces ignored):
+            1, true, yes, on / 0, false, no, off.
+        default: the answer when it is unset or empty.
+
+    Raises:
+        ValueError: any other value (``2``, ``maybe``), naming the accepted ones.
+
+    Example:
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"TLCOURSE_EXAMPLE": " Yes "}):
+        ...     env_flag("TLCOURSE_EXAMPLE")
+        True
+        >>> env_flag("TLCOURSE_EXAMPLE"), env_flag("TLCOURSE_EXAMPLE", default=True)  # unset
+        (False, True)
+    """
+    raw = os.environ.get(name, "")
+    key = raw.strip().lower()
+    if key in _TRUE:
+        return True
+    if key in _FALSE:
+        return False
+    if not key:
+        return default
+    unset = " (or leave it empty or unset)"
+    raise ValueError(f"{name}={raw!r} is not an on/off value. Use 1, true, yes or on{unset * default} for on; "
+                     f"0, false, no or off{unset * (not default)} for off.")
+
+
+def env_selection(name: str, *, choices: Iterable[str]) -> frozenset[str]:
+    """Read a variable that is on (every choice), off (none) or a comma-separated list of choices.
+
+    Args:
+        name: the variable, e.g. ``"TLCOURSE_STANDIN"``.
+        choices: the names a list may hold, lower case; entries are compared stripped and lower-cased.
+            On: 1, true, yes, on. Off: 0, false, no, off, empty or unset.
+
+    Raises:
+        ValueError: an entry that is no choice, naming the nearest one and the accepted values;
+            an empty entry (``"mnist,,cifar10"``).
+
+    Example:
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"TLCOURSE_EXAMPLE": "Cifar10, mnist"}):
+        ...     sorted(env_selection("TLCOURSE_EXAMPLE", choices=["mnist", "cifar10", "svhn"]))
+        ['cifar10', 'mnist']
+        >>> with mock.patch.dict(os.environ, {"TLCOURSE_EXAMPLE": "cifar"}):
+        ...     env_selection("TLCOURSE_EXAMPLE", choices=["mnist", "cifar10"])
+        Traceback (most recent call last):
+        ...
+        ValueError: TLCOURSE_EXAMPLE='cifar' names 'cifar', which is not one of them. Did you mean 'cifar10'? Use 1, true, yes or on for all of them; 0, false, no or off (or leave it empty or unset) for none; or a comma-separated list of: cifar10, mnist.
+    """
+    raw = os.environ.get(name, "")
+    key = raw.strip().lower()
+    valid = sorted(choices)
+    if key in _TRUE:
+        return frozenset(valid)
+    if key in _FALSE or not key:
+        return frozenset()
+    entries = [entry.strip() for entry in key.split(",")]
+    for entry in entries:
+        if entry not in valid:
+            near = difflib.get_close_matches(entry, valid, n=1)
+            what = f"names {entry!r}, which is not one of them" if entry else "has an empty entry"
+            hint = f" Did you mean {near[0]!r}?" if near else ""
+            raise ValueError(f"{name}={raw!r} {what}.{hint} Use 1, true, yes or on for all of them; 0, false, no "
+                             f"or off (or leave it empty or unset) for none; or a comma-separated list of: "
+                             f"{', '.join(valid)}.")
+    return frozenset(entries)
+
+
+def env_choice(name: str, *, choices: Iterable[str]) -> str | None:
+    """Read an environment variable that must be one of ``choices``; ``None`` when unset or empty.
+
+    Args:
+        name: the variable, e.g. ``"TLCOURSE_CHECKS"``.
+        choices: the accepted values, lower case; the value is compared stripped and lower-cased.
+
+    Raises:
+        ValueError: any other value, naming the accepted ones (and the nearest, for a typo).
+
+    Example:
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"TLCOURSE_EXAMPLE": "Strict"}):
+        ...     env_choice("TLCOURSE_EXAMPLE", choices=["strict"])
+        'strict'
+    """
+    raw = os.environ.get(name, "")
+    key = raw.strip().lower()
+    if not key:
+        return None
+    valid = sorted(choices)
+    if key not in valid:
+        near = difflib.get_close_matches(key, valid, n=1)
+        hint = f" Did you mean {near[0]!r}?" if near else ""
+        raise ValueError(f"{name}={raw!r} is not an accepted value.{hint} Accepted: {', '.join(valid)}; "
+                         f"or unset it for the default.")
+    return key
+
+
+def _lookup(name: str, *, where: str) -> Profile:
+    """The registered profile called ``name`` (any case); an unknown name raises, naming the valid ones."""
+    key = name.strip().lower()
+    if key not in PROFILES:
+        valid = ", ".join(sorted(PROFILES))
+        near = difflib.get_close_matches(key, sorted(PROFILES), n=1)
+        hint = f" Did you mean {near[0]!r}?" if near else ""
+        raise ValueError(f"Unknown run profile {name!r}{where}.{hint} Valid profiles: {valid}. "
+                         f"Set {PROFILE_ENV} to one of them (or unset it for the default).")
+    return PROFILES[key]
+
+
+def env_profile_name() -> str | None:
+    """The profile ``TLCOURSE_PROFILE`` names (checked, lower case), or ``None`` when it is unset or empty.
+
+    Raises:
+        ValueError: it names no profile; the message lists the valid ones.
+
+    Example:
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {PROFILE_ENV: " CPU "}):
+        ...     env_profile_name()
+        'cpu'
+    """
+    raw = os.environ.get(PROFILE_ENV, "").strip()
+    return _lookup(raw, where=f" in {PROFILE_ENV}").name if raw else None
+
+
+def get_profile(name: str | None = None, **overrides: object) -> Profile:
+    """Return the run profile named ``name``, else the session's, else the one ``TLCOURSE_PROFILE`` names.
+
+    Without any of them, the default is ``full`` when CUDA is available, else ``cpu``
+    (the order is in the module's docstring).
+
+    Args:
+        name: ``"quick"``, ``"cpu"`` or ``"full"``; ``None``: the session's profile, else the environment.
         **overrides: fields to replace, e.g. ``target_epochs=3``.
 
     Example:
         >>> get_profile("cpu", seeds=(0,)).seeds
         (0,)
     """
-    if name is None:
-        name = os.environ.get(PROFILE_ENV, "").strip() or None
-    if name is None:
-        name = "full" if torch.cuda.is_available() else "cpu"
-    key = name.strip().lower()
-    if key not in PROFILES:
-        valid = ", ".join(sorted(PROFILES))
-        raise ValueError(
-            f"Unknown run profile {name!r}. Valid profiles: {valid}. "
-            f"Set {PROFILE_ENV} to one of them (or unset it for the default)."
-        )
-    profile = PROFILES[key]
+    if name is not None:
+        profile = _lookup(name, where="")
+    elif _session_profile is not None:
+        profile = _session_profile
+    else:
+        profile = PROFILES[env_profile_name() or ("full" if torch.cuda.is_available() else "cpu")]
     return dataclasses.replace(profile, **overrides) if overrides else profile
+
+
+def set_session_profile(*, profile: str | Profile | None) -> Profile | None:
+    """Make ``profile`` the default of every later ``get_profile()`` in this Python session.
+
+    ``tl.start(profile=...)`` calls it, so the profile a notebook starts with is the one its
+    helpers (``load_dataset``, ``pretrained_lenet``, ...) use. It outranks ``TLCOURSE_PROFILE``;
+    ``None`` forgets it, and ``get_profile()`` reads the environment again. Child processes
+    (``python -m tlcourse ...``) do not inherit it: they follow ``TLCOURSE_PROFILE``.
+
+    Args:
+        profile: a profile name or object; ``None`` forgets the session's profile.
+
+    Example:
+        >>> set_session_profile(profile="quick").name
+        'quick'
+        >>> get_profile().name
+        'quick'
+        >>> set_session_profile(profile=None)  # back to TLCOURSE_PROFILE, else the device default
+    """
+    global _session_profile
+    chosen = profile if isinstance(profile, Profile) or profile is None else get_profile(profile)
+    _session_profile = chosen  # validated above: a bad name raised before anything changed
+    return chosen
 
 
 def choose_device(preference: str = "auto") -> torch.device:
@@ -144,13 +315,24 @@ def choose_device(preference: str = "auto") -> torch.device:
                 f"Device {preference!r} was requested but CUDA is not available here. "
                 "Use 'auto' or 'cpu', or choose the 'cpu' run profile."
             )
+        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+            raise RuntimeError(f"{device} does not exist: this machine has {torch.cuda.device_count()} CUDA "
+                               f"device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}. Use 'cuda' or 'auto'.")
+        if device.type == "mps" and not _mps_available():
+            raise RuntimeError("Device 'mps' (Apple's GPU) was requested but is not available on this machine. "
+                               "Use 'auto' or 'cpu'.")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
+    if _mps_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    """True on a Mac whose torch build can use Apple's GPU."""
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available()
 
 
 def seed_everything(seed: int) -> torch.Generator:

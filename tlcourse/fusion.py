@@ -31,7 +31,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from .transfer import interpolate_state_dicts
+from .interpolation import interpolate_state_dicts
 
 __all__ = [
     "interpolation_curve",
@@ -72,6 +72,8 @@ def interpolation_curve(model: nn.Module, sd_a: StateDict, sd_b: StateDict, *, l
         >>> list(curve.columns)
         ['lam', 'w0']
     """
+    if len(lams) == 0:
+        raise ValueError("interpolation_curve: lams is empty; pass the λ values to evaluate, e.g. [0, 0.5, 1].")
     work = copy.deepcopy(model)
     rows = []
     for lam in lams:
@@ -98,7 +100,7 @@ def barrier(curve: pd.DataFrame, column: str, *, higher_is_better: bool) -> floa
     """
     c = curve.sort_values("lam")
     lam, v = c["lam"].to_numpy(float), c[column].to_numpy(float)
-    if lam[0] != 0 or lam[-1] != 1:
+    if len(lam) == 0 or lam[0] != 0 or lam[-1] != 1:
         raise ValueError("the curve must include λ = 0 and λ = 1")
     line = (1 - lam) * v[0] + lam * v[-1]
     gap = (line - v) if higher_is_better else (v - line)
@@ -123,6 +125,8 @@ def plot_interpolation(curves: pd.DataFrame | Sequence[pd.DataFrame], columns: S
         >>> fig = plot_interpolation(pd.DataFrame({"lam": [0, 1], "acc": [0.5, 0.7]}), ["acc"])
     """
     curves = [curves] if isinstance(curves, pd.DataFrame) else list(curves)
+    if not curves or not columns:
+        raise ValueError("plot_interpolation needs at least one curve and one column to draw.")
     if ax is None:
         fig = Figure(figsize=(6.4, 3.6))
         ax = fig.subplots()
@@ -166,6 +170,16 @@ def with_head(model: nn.Module, head_state: StateDict, *, head: str) -> nn.Modul
     return out
 
 
+def _check_ingredients(state_dicts: Sequence[StateDict], *, what: str) -> None:
+    """Raise unless there is at least one state dict and all have the first one's keys and shapes."""
+    if len(state_dicts) == 0:
+        raise ValueError(f"{what}: state_dicts is empty; a soup needs at least one ingredient (a state dict).")
+    first = state_dicts[0]
+    for i, sd in enumerate(state_dicts[1:], start=1):
+        if sd.keys() != first.keys() or any(sd[k].shape != first[k].shape for k in first):
+            raise ValueError(f"{what}: ingredient {i} has other keys or shapes than ingredient 0")
+
+
 def uniform_soup(state_dicts: Sequence[StateDict]) -> dict[str, torch.Tensor]:
     """Average the weights of several networks of one architecture: a uniform model soup.
 
@@ -176,19 +190,15 @@ def uniform_soup(state_dicts: Sequence[StateDict]) -> dict[str, torch.Tensor]:
     average into a poor one (see ``barrier``).
 
     Args:
-        state_dicts: the ingredients, with identical keys and shapes.
+        state_dicts: the ingredients (at least one), with identical keys and shapes.
 
     Example:
         >>> soup = uniform_soup([{"w": torch.tensor([0.0])}, {"w": torch.tensor([1.0])}])
         >>> soup["w"]
         tensor([0.5000])
     """
-    if not state_dicts:
-        raise ValueError("A soup needs at least one ingredient")
+    _check_ingredients(state_dicts, what="uniform_soup")
     first = state_dicts[0]
-    for i, sd in enumerate(state_dicts[1:], start=1):
-        if sd.keys() != first.keys() or any(sd[k].shape != first[k].shape for k in first):
-            raise ValueError(f"Ingredient {i} has other keys or shapes than ingredient 0")
     out = {}
     for k, t in first.items():
         if t.dtype.is_floating_point:
@@ -208,7 +218,8 @@ def greedy_soup(state_dicts: Sequence[StateDict], score: Callable[[StateDict], f
     data (a validation set), never the test set.
 
     Args:
-        state_dicts: the ingredients.
+        state_dicts: the ingredients (at least one), with identical keys and shapes;
+            checked before any is scored.
         score: ``score(state_dict) -> float``, higher is better.
 
     Returns:
@@ -219,6 +230,7 @@ def greedy_soup(state_dicts: Sequence[StateDict], score: Callable[[StateDict], f
         >>> greedy_soup(sds, lambda sd: -abs(float(sd["w"]) - 2.0))[1]
         [0, 1]
     """
+    _check_ingredients(state_dicts, what="greedy_soup")  # before any (costly) scoring
     own = [score(sd) for sd in state_dicts]
     order = sorted(range(len(state_dicts)), key=lambda i: -own[i])
     chosen = [order[0]]
@@ -241,6 +253,8 @@ class LogitEnsemble(nn.Module):
     """
 
     def __init__(self, models: Sequence[nn.Module]) -> None:
+        if len(models) == 0:
+            raise ValueError("LogitEnsemble needs at least one model.")
         super().__init__()
         self.members = nn.ModuleList(models)
 

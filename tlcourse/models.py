@@ -12,14 +12,20 @@ Example:
 
 from __future__ import annotations
 
+from pathlib import Path
+from urllib.parse import urlparse
+
 import torch
+import torch.hub
 import torch.nn.functional as F
 import torchvision
 from torch import nn
 from torchvision.models import WeightsEnum
 from torchvision.models.resnet import BasicBlock, ResNet
 
-__all__ = ["LeNet", "cifar_resnet18", "imagenet_weights", "imagenet_model", "replace_head"]
+from .checkpoints import CheckpointError, archive_damage
+
+__all__ = ["LeNet", "cifar_resnet18", "imagenet_weights", "imagenet_weights_file", "imagenet_model", "replace_head"]
 
 
 class LeNet(nn.Module):
@@ -104,6 +110,41 @@ def imagenet_weights(name: str = "resnet18", weights: WeightsEnum | str = "DEFAU
         raise ValueError(f"{name} has no weights {weights!r}; valid: {valid}") from None
 
 
+def imagenet_weights_file(name: str = "resnet18", weights: WeightsEnum | str = "DEFAULT") -> Path:
+    """Where torchvision keeps (or will download) these weights: ``$TORCH_HOME/hub/checkpoints/<file>``.
+
+    Args:
+        name: a torchvision model builder name.
+        weights: a member of that model's enum, or its name.
+
+    Example:
+        >>> imagenet_weights_file("resnet18").name
+        'resnet18-f37072fd.pth'
+    """
+    url = imagenet_weights(name, weights).url
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name  # as torch.hub names it
+
+
+def _pretrained(name: str, weights: WeightsEnum) -> nn.Module:
+    """torchvision's model with ``weights``; a damaged or unusable cached file raises CheckpointError naming it."""
+    cached = imagenet_weights_file(name, weights)
+    advice = (f"Delete it and run again to download it afresh (or copy the right file from {weights.url} "
+              f"back into {cached.parent}).")
+    damage = archive_damage(cached) if cached.is_file() else None
+    if damage:
+        raise CheckpointError(f"The cached weights {cached} are damaged ({damage}); they were not loaded. {advice}")
+    try:
+        return torchvision.models.get_model(name, weights=weights)
+    except Exception as e:
+        if not cached.is_file():
+            raise  # no file: the download failed, and torchvision's error says why
+        reason = (str(e).strip().splitlines() or [""])[0][:200]
+        raise CheckpointError(
+            f"The cached weights {cached} could not be loaded into {name} ({type(e).__name__}: {reason}): the file "
+            f"is corrupt, truncated, or not the {weights} weights. {advice}"
+        ) from None
+
+
 def replace_head(model: nn.Module, *, num_classes: int) -> str:
     """Replace the model's last ``nn.Linear`` with a new one that has ``num_classes`` outputs.
 
@@ -139,8 +180,9 @@ def imagenet_model(
     """Build a torchvision model, optionally with pretrained weights, and replace its head.
 
     ``weights`` goes straight to torchvision's builder, which loads the file from
-    ``$TORCH_HOME/hub/checkpoints/`` (downloading it the first time). Preprocess the
-    inputs with ``imagenet_weights(name, weights).transforms()``.
+    ``$TORCH_HOME/hub/checkpoints/`` (downloading it the first time). A cached file that
+    is damaged or unreadable raises ``CheckpointError`` naming it. Preprocess the inputs
+    with ``imagenet_weights(name, weights).transforms()``.
 
     Args:
         name: a torchvision model builder name, e.g. ``"resnet18"``.
@@ -148,14 +190,18 @@ def imagenet_model(
             ``ResNet18_Weights.IMAGENET1K_V1``, or its name (``"DEFAULT"``).
         num_classes: outputs of the new head; ``None`` keeps the 1000-class ImageNet head.
 
+    Raises:
+        CheckpointError: the cached weights file is damaged or cannot be loaded (delete it to re-download).
+
     Example:
         >>> model = imagenet_model("resnet18", weights=None, num_classes=10)
         >>> model.fc
         Linear(in_features=512, out_features=10, bias=True)
     """
-    if weights is not None:
-        weights = imagenet_weights(name, weights)  # a clear error for a wrong name, before any download
-    model = torchvision.models.get_model(name, weights=weights)
+    if weights is None:
+        model = torchvision.models.get_model(name, weights=None)
+    else:
+        model = _pretrained(name, imagenet_weights(name, weights))  # a clear error for a wrong name, before any download
     if num_classes is not None:
         replace_head(model, num_classes=num_classes)
     return model

@@ -34,15 +34,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlparse
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checkpoints import CheckpointError
 from .data import STANDIN_ENV, using_standins
-from .models import imagenet_model, imagenet_weights
+from .models import imagenet_model, imagenet_weights, imagenet_weights_file
 
 __all__ = [
     "extract_features",
@@ -382,7 +382,8 @@ def imagenet_source(name: str = "resnet18", *, weights: str = "DEFAULT", downloa
                     seed: int = 0) -> PretrainedSource:
     """torchvision's ImageNet-pretrained network with its ImageNet head, or an announced stand-in.
 
-    1. The checkpoint is in torch's hub cache (``$TORCH_HOME/hub/checkpoints``): load it.
+    1. The checkpoint is in torch's hub cache (``$TORCH_HOME/hub/checkpoints``): load it
+       (a damaged file raises ``CheckpointError``, naming it: delete it and run again).
     2. Else, on stand-in data (``TLCOURSE_STANDIN=1``): write a *random* network's weights
        under the checkpoint's file name into a temporary ``TORCH_HOME`` and load them through
        the very same ``weights=`` code path; the message says "stand-in pretrained weights:
@@ -402,15 +403,15 @@ def imagenet_source(name: str = "resnet18", *, weights: str = "DEFAULT", downloa
         'standin'
     """
     w = imagenet_weights(name, weights)
-    filename = Path(urlparse(w.url).path).name
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    cached = imagenet_weights_file(name, w)
+    filename = cached.name
     label = f"torchvision {name} ({w})"
     if cached.is_file():
         model = imagenet_model(name, weights=w, num_classes=None)
         return PretrainedSource(model, "imagenet", f"{label}: ImageNet-pretrained weights loaded from {cached}.")
     if using_standins():
         with _temporary_torch_home() as home:
-            fake = Path(torch.hub.get_dir()) / "checkpoints" / filename
+            fake = imagenet_weights_file(name, w)  # the same name, in the temporary hub
             fake.parent.mkdir(parents=True)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
@@ -426,6 +427,8 @@ def imagenet_source(name: str = "resnet18", *, weights: str = "DEFAULT", downloa
         try:
             model = imagenet_model(name, weights=w, num_classes=None)
             return PretrainedSource(model, "imagenet", f"{label}: ImageNet-pretrained weights downloaded to {cached}.")
+        except CheckpointError:
+            raise  # downloaded, but the file is unusable: the error names it and says delete it
         except (OSError, RuntimeError) as err:  # URLError is an OSError
             cause = f" (download failed: {type(err).__name__}: {err})"
     else:

@@ -1,10 +1,18 @@
 """The first cell of every notebook: profile, device, seed, and a visible data notice.
 
+The profile given to ``start(profile=...)`` becomes the session's: every later helper
+that is given no profile (``get_profile()``, ``load_dataset``, ...) uses it. Without one,
+``start`` follows ``TLCOURSE_PROFILE``, else the device default (``full`` with CUDA, else
+``cpu``). Order: the argument > ``TLCOURSE_PROFILE`` > the device default; each call of
+``start`` decides afresh, and the header says which one chose.
+
 Example:
     >>> import tlcourse as tl
     >>> run = tl.start(seed=0, profile="quick", show=False)
     >>> run.profile.name, run.device.type
     ('quick', 'cpu')
+    >>> tl.get_profile().name  # the session's profile is every helper's default now
+    'quick'
 """
 
 from __future__ import annotations
@@ -14,7 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import PROFILE_ENV, Profile, choose_device, get_profile, seed_everything
+from .config import (PROFILE_ENV, Profile, choose_device, env_profile_name, get_profile, seed_everything,
+                     set_session_profile)
 from .data import STANDIN_ENV, data_dir, using_standins
 
 __all__ = ["Session", "start", "dataset_title"]
@@ -43,10 +52,11 @@ class Session:
     device: torch.device  # where tensors and models go
     seed: int  # the seed every random choice starts from
     standins: bool  # True when the data is generated, not real
+    profile_origin: str = f"set {PROFILE_ENV} to change"  # what chose the profile, shown in the header
 
     def _header(self) -> str:
         data = "generated STAND-INS" if self.standins else f"real, in {data_dir()}"
-        return (f"profile: {self.profile.name} (set {PROFILE_ENV} to change) | device: {self.device} | "
+        return (f"profile: {self.profile.name} ({self.profile_origin}) | device: {self.device} | "
                 f"seed: {self.seed} | data: {data}")
 
     def _notice(self) -> str:
@@ -89,22 +99,44 @@ def _inline_figures() -> bool:
     return True
 
 
+def _origin(profile: str | Profile | None, chosen: Profile, env_name: str | None) -> str:
+    """Say what chose the session's profile, and when the argument outranks TLCOURSE_PROFILE."""
+    if profile is None:
+        return f"from {PROFILE_ENV}" if env_name else f"the default here; set {PROFILE_ENV} to change"
+    if env_name is not None and env_name != chosen.name:
+        return f"given to start(), which outranks {PROFILE_ENV}={env_name}"
+    return "given to start()"
+
+
 def start(*, seed: int = 0, profile: str | Profile | None = None, show: bool = True) -> Session:
     """Set up a notebook: pick the run profile and the device, seed everything, and say so.
 
     Args:
         seed: seeds Python, NumPy and PyTorch.
-        profile: a profile name or object; ``None`` reads ``TLCOURSE_PROFILE``.
+        profile: a profile name or object; it becomes the session's profile, the default of
+            every later ``get_profile()``. ``None`` reads ``TLCOURSE_PROFILE`` (else the device
+            default) and forgets a profile an earlier ``start`` was given.
         show: display the header (and the stand-in warning) in the notebook.
+
+    Raises:
+        ValueError: ``profile`` or ``TLCOURSE_PROFILE`` names no profile (checked even when
+            the argument outranks it), or ``TLCOURSE_STANDIN`` is neither on nor off.
 
     Example:
         >>> run = start(seed=1, profile="quick", show=False)
-        >>> run.seed
-        1
+        >>> run.seed, get_profile().name
+        (1, 'quick')
+        >>> run = start(seed=1, show=False)  # no profile: TLCOURSE_PROFILE, else the device default
     """
-    p = profile if isinstance(profile, Profile) else get_profile(profile)
+    env_name = env_profile_name()  # a bad TLCOURSE_PROFILE raises here, before anything changes
+    chosen = profile if isinstance(profile, Profile) else get_profile(profile) if profile is not None else None
+    standins = using_standins()  # a bad TLCOURSE_STANDIN raises here, before anything changes
+    device = choose_device(chosen.device) if chosen is not None else None  # so does a profile's unusable device
+    set_session_profile(profile=chosen)
+    p = chosen or get_profile()
     _inline_figures()
-    session = Session(profile=p, device=choose_device(p.device), seed=seed, standins=using_standins())
+    session = Session(profile=p, device=device or choose_device(p.device), seed=seed, standins=standins,
+                      profile_origin=_origin(profile, p, env_name))
     seed_everything(seed)
     if show:
         try:

@@ -1,9 +1,10 @@
-"""The training loop as plain functions, a ``History`` of each run, and safe checkpoints.
+"""The training loop as plain functions, and a ``History`` of each run.
 
 ``train_one_epoch`` and ``evaluate`` are a few lines each so a learner can read the
 whole loop; ``fit`` strings them together, times each epoch and can checkpoint and
-resume. A loader is any iterable of ``(x, y)`` batches: a ``DataLoader``, or a
-``DeviceLoader`` whose batches already live on the device.
+resume (with ``save_checkpoint`` / ``load_checkpoint`` from ``checkpoints``). A loader is
+any iterable of ``(x, y)`` batches: a ``DataLoader``, or a ``DeviceLoader`` whose batches
+already live on the device.
 
 Example:
     >>> import torch, tlcourse as tl
@@ -17,9 +18,7 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -33,20 +32,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import plots
-from .transfer import keep_frozen_bn_eval
+from .checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
+from .freezing import keep_frozen_bn_eval
 
-__all__ = [
-    "History",
-    "CheckpointError",
-    "train_one_epoch",
-    "evaluate",
-    "fit",
-    "save_checkpoint",
-    "load_checkpoint",
-]
+__all__ = ["History", "train_one_epoch", "evaluate", "fit"]
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
-_FORMAT = "tlcourse-checkpoint-v1"  # marks our files, so a foreign torch file is recognised as such
 
 
 @dataclass
@@ -82,10 +73,6 @@ class History:
     def plot(self, **kwargs: Any) -> Figure:
         """Learning curves; keyword arguments go to ``plot_history``."""
         return plots.plot_history(self, **kwargs)
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file exists but cannot be used (corrupt, foreign, or for another model)."""
 
 
 def _autocast_dtype(device: torch.device) -> torch.dtype | None:
@@ -224,6 +211,7 @@ def fit(
             saved there after every epoch.
         resume: if ``checkpoint`` exists, load it and continue after its last epoch
             (a finished run returns its stored history at once); if not, start afresh.
+            A checkpoint with more than ``epochs`` epochs raises ``ValueError`` and loads nothing.
         progress: show progress bars.
         loss_fn: ``loss_fn(logits, y)``, the mean over the batch.
 
@@ -237,6 +225,13 @@ def fit(
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=<path>")
     if resume and Path(checkpoint).exists():
+        done = read_checkpoint(checkpoint)["epoch"]
+        if done > epochs:
+            raise ValueError(
+                f"{checkpoint} already holds {done} epochs, more than epochs={epochs}; nothing was loaded or trained. "
+                f"Pass epochs>={done} to continue it (epochs={done} returns its history), or another checkpoint "
+                f"path to train afresh."
+            )
         state = load_checkpoint(checkpoint, model=model, optimizer=optimizer)
         history, start = History.from_dict(state["history"] or {}), state["epoch"]
         extra = state["extra"]
@@ -273,112 +268,3 @@ def fit(
             save_checkpoint(checkpoint, model=model, optimizer=optimizer, epoch=epoch + 1,
                             history=history, extra=extra)
     return history
-
-
-def save_checkpoint(
-    path: str | os.PathLike,
-    *,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer | None = None,
-    epoch: int,
-    history: History | dict | None = None,
-    extra: dict[str, Any] | None = None,
-) -> Path:
-    """Save a checkpoint atomically: the file at ``path`` is always the old one or the new one.
-
-    The state is written to a temporary file in the same directory, flushed to disk,
-    then renamed over ``path`` (a rename within one file system is atomic), so an
-    interruption mid-write never leaves a half-written checkpoint. Only tensors and
-    plain Python values are stored, so ``load_checkpoint`` can use ``weights_only=True``.
-
-    Args:
-        path: where to write; parent directories are created.
-        model: its ``state_dict`` is saved.
-        optimizer: its ``state_dict`` is saved (momentum buffers, step counts).
-        epoch: number of epochs completed.
-        history: a ``History`` or a dict of lists.
-        extra: more tensors / plain values (scheduler state, RNG state, a config dict).
-
-    Example:
-        >>> import tempfile, os
-        >>> path = save_checkpoint(os.path.join(tempfile.mkdtemp(), "m.pt"), model=tl.LeNet(), epoch=3)
-        >>> load_checkpoint(path, model=tl.LeNet())["epoch"]
-        3
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        "format": _FORMAT,
-        "epoch": int(epoch),
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "history": history.to_dict() if isinstance(history, History) else history,
-        "extra": extra or {},
-    }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the rename makes them visible
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def load_checkpoint(
-    path: str | os.PathLike,
-    *,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer | None = None,
-    map_location: str | torch.device = "cpu",
-) -> dict[str, Any]:
-    """Load a checkpoint written by ``save_checkpoint`` into ``model`` (and ``optimizer``).
-
-    Returns a dict with ``epoch``, ``history`` (a dict of lists, or ``None``) and ``extra``.
-
-    Args:
-        path: the checkpoint file.
-        model: receives the saved weights (same architecture required).
-        optimizer: receives the saved optimizer state, if given and saved.
-        map_location: where tensors are loaded before being copied into the model.
-
-    Raises:
-        FileNotFoundError: no file at ``path``.
-        CheckpointError: the file is corrupt, not a tlcourse checkpoint, or for another model.
-
-    Example:
-        >>> load_checkpoint("no/such/file.pt", model=tl.LeNet())
-        Traceback (most recent call last):
-        ...
-        FileNotFoundError: No checkpoint at no/such/file.pt: train first (fit(..., checkpoint=path)) or fix the path
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No checkpoint at {path}: train first (fit(..., checkpoint=path)) or fix the path")
-    advice = "Delete it and train again (or pass another path)."
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # bad bytes surface as pickle, zip, EOF, key or runtime errors
-        # torch's own message is left out: for such files it is noise, or advice to load unsafely.
-        raise CheckpointError(
-            f"Checkpoint {path} is unreadable: corrupt, truncated, or not a torch file "
-            f"(torch.load raised {type(e).__name__}). {advice}"
-        ) from None
-    if not isinstance(state, dict) or state.get("format") != _FORMAT:
-        found = f"a dict with keys {sorted(map(str, state))[:6]}" if isinstance(state, dict) else type(state).__name__
-        raise CheckpointError(f"{path} is a torch file but not a tlcourse checkpoint (it holds {found}). {advice}")
-    try:
-        model.load_state_dict(state["model"])
-        if optimizer is not None and state["optimizer"] is not None:
-            optimizer.load_state_dict(state["optimizer"])
-    except (RuntimeError, ValueError, KeyError) as e:
-        reason = str(e).strip().splitlines()[0][:300]
-        raise CheckpointError(
-            f"Checkpoint {path} does not fit this model or optimizer ({reason}). "
-            f"Build the same model as when it was saved, or: {advice}"
-        ) from None
-    return {"epoch": state["epoch"], "history": state["history"], "extra": state["extra"]}
