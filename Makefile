@@ -1,32 +1,60 @@
 # tlcourse: `make lab` opens the course, `make test` runs every test.
 # Both create the virtual environment .venv first when it is missing.
 
-PYTHON ?= python3.11
+# The interpreter .venv is made with: PYTHON=..., or the newest supported one on the PATH that
+# runs (a pyenv shim for a version that is not active does not).
+SUPPORTED := 3.13 3.12 3.11
+PYTHON ?= $(shell for v in $(SUPPORTED); do p=$$(command -v python$$v) && \
+  "$$p" -c "" >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.tlcourse-installed
+# TORCH=cpu: torch's CPU-only wheels (a laptop without a GPU, Binder), not Linux's CUDA build.
+TORCH  ?=
+CPU_INDEX := https://download.pytorch.org/whl/cpu
+pin = $(shell sed -n 's/^$(1)==//p' constraints.txt)
 # Jupyter refuses to run as root without this flag (containers, CI).
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 BOOK_ARGS := . --config book/_config.yml --toc book/_toc.yml --path-output book
 
-.PHONY: help venv lab test unit book browser bench timings outputs clean
+.PHONY: help interpreter venv lab test unit book browser bench timings outputs format gpu-check clean
 
 help:
 	@echo "make lab    - create .venv if needed and open the course in JupyterLab"
+	@echo "              (TORCH=cpu: CPU-only torch wheels; PYTHON=/path/to/python3.12: that Python)"
 	@echo "make test   - create .venv if needed; unit tests, every notebook (nbval), the book build"
 	@echo "make book   - build the website into book/_build/html"
 	@echo "make bench  - time the data pipelines and the whole LeNet case study (cpu profile, stand-ins unless set)"
-	@echo "make timings [PROFILE=cpu] - time every notebook in a fresh kernel, for the website's profiles page"
-	@echo "make outputs - record the expected outputs of the cells marked NBVAL_CHECK_OUTPUT"
+	@echo "make timings [PROFILE=cpu] - time every notebook in a fresh kernel, for the website and each chapter's opening"
+	@echo "make outputs - record the expected outputs of the cells tagged nbval-check-output"
+	@echo "make format - write each notebook's install cell and format the notebooks to 88 columns"
+	@echo "make gpu-check - on a CUDA GPU machine: CUDA tests, benchmark, case study, full-profile notebook timings"
+	@echo "make interpreter - say which Python .venv is (or would be) made with"
 	@echo "make clean  - remove build outputs (keeps .venv and data/)"
 
-# The environment: Python 3.11, every package pinned by constraints.txt, tlcourse editable.
+# Python 3.11-3.13 (pyproject.toml's requires-python): say which, or why none will do.
+GOAL ?= $(or $(filter-out interpreter,$(MAKECMDGOALS)),lab)
+interpreter:
+	@test -n "$(PYTHON)" || { \
+	  echo "error: no supported Python found: tlcourse needs Python 3.11, 3.12 or 3.13, and none of"; \
+	  echo "       $(foreach v,$(SUPPORTED),python$(v)) is on the PATH. Install one, or run"; \
+	  echo "       'make PYTHON=/path/to/python3.12 $(GOAL)'"; exit 1; }
+	@command -v "$(PYTHON)" >/dev/null 2>&1 || { \
+	  echo "error: $(PYTHON) not found. Run 'make PYTHON=/path/to/python3.12 $(GOAL)'"; exit 1; }
+	@v=$$("$(PYTHON)" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null); \
+	case " $(SUPPORTED) " in *" $$v "*) echo "Python $$v: $(PYTHON)";; \
+	  *) echo "error: $(PYTHON) is Python $${v:-that does not run}; tlcourse needs 3.11, 3.12 or 3.13."; \
+	     echo "       Run 'make PYTHON=/path/to/python3.12 $(GOAL)'"; exit 1;; esac
+
+# The environment: every package pinned by constraints.txt, tlcourse editable. With TORCH=cpu,
+# torch and torchvision (the pinned versions) come from PyTorch's CPU-only index first; the
+# pinned install then keeps them. An existing .venv keeps its torch: `rm -rf .venv` to switch.
 $(STAMP): pyproject.toml constraints.txt
-	@command -v $(PYTHON) >/dev/null 2>&1 || { \
-	  echo "error: $(PYTHON) not found. tlcourse needs Python 3.11: install it, or run"; \
-	  echo "       'make PYTHON=/path/to/python3.11 $(MAKECMDGOALS)'"; exit 1; }
+	@test -x $(BIN)/python || $(MAKE) --no-print-directory interpreter GOAL="$(or $(MAKECMDGOALS),lab)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing the course's packages into $(VENV) (first time: a few minutes)..."
+	$(if $(filter cpu,$(TORCH)),$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+	  --index-url $(CPU_INDEX) torch==$(call pin,torch) torchvision==$(call pin,torchvision))
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	@touch $@
 
@@ -60,17 +88,31 @@ bench: export TLCOURSE_STANDIN := $(or $(TLCOURSE_STANDIN),1)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pipeline.py
 
-# Each notebook top to bottom in a fresh kernel; writes book/timings/<profile>.md for the website.
+# Each notebook top to bottom in a fresh kernel; writes book/timings/<profile>.{json,md} for the
+# website and the timing line at the top of each chapter.
 timings: export TLCOURSE_STANDIN := $(or $(TLCOURSE_STANDIN),1)
 timings: $(STAMP)
 	$(BIN)/python benchmarks/time_notebooks.py --profile $(or $(PROFILE),quick)
 
-# Expected outputs of the notebook cells marked NBVAL_CHECK_OUTPUT (quick profile, stand-ins).
+# Expected outputs of the notebook cells tagged nbval-check-output (quick profile, stand-ins).
 outputs: $(STAMP)
 	$(BIN)/python tests/record_notebook_outputs.py
+
+# The notebooks as the website shows them: the install cell from book/_config.yml's repository,
+# code formatted to 88 columns (ruff; tests/test_project.py checks both).
+format: $(STAMP)
+	$(BIN)/python book/install_cell.py
+	$(BIN)/ruff format notebooks
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build $(BOOK_ARGS) -W --keep-going
 
 clean:
 	rm -rf book/_build
+
+# On a machine with a CUDA GPU, with its own python3 and torch (no .venv): CUDA tests, pipeline benchmark,
+# whole case study, every notebook in the full profile; figures in $(OUT)/gpu_check.json (benchmarks/GPU_CHECK.md).
+# Its CPU test: make gpu-check GPU_PYTHON=.venv/bin/python ARGS=--tiny
+GPU_PYTHON ?= python3
+gpu-check:
+	PYTHON=$(GPU_PYTHON) bash benchmarks/gpu_check.sh --out $(or $(OUT),/tmp/tlcourse-gpu-check/out) $(ARGS)

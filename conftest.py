@@ -3,8 +3,8 @@
 - Doctests: every example in tlcourse's docstrings runs, with ``tl`` and ``torch`` in scope,
   on stand-in data in a temporary data directory, and with the exercise checks lenient (some
   examples show a wrong answer being caught, which strict mode would raise on).
-- nbval: the notebooks are committed without outputs, so the cells marked
-  ``# NBVAL_CHECK_OUTPUT`` get their expected outputs from ``tests/notebook_outputs.json``
+- nbval: the notebooks are committed without outputs, so the cells tagged
+  ``nbval-check-output`` get their expected outputs from ``tests/notebook_outputs.json``
   (recorded by ``tests/record_notebook_outputs.py``) and nbval compares them exactly. They
   were recorded in the quick profile on stand-ins, so they are checked only in that setting.
 """
@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import tlcourse as tl
-from tests.record_notebook_outputs import MARKER, REFERENCE, SETTING  # one definition of each
+from tests.record_notebook_outputs import MARKER, REFERENCE, SETTING, is_marked  # one definition each
 
 
 @pytest.fixture(autouse=True)
@@ -38,10 +38,10 @@ def _reference_setting() -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Give nbval the recorded outputs of the marked cells, so it checks them."""
+    """Give nbval the recorded outputs of the tagged cells, so it checks them."""
     import nbformat
 
-    marked = [i for i in items if type(i).__name__ == "IPyNbCell" and MARKER in i.cell.source]
+    marked = [i for i in items if type(i).__name__ == "IPyNbCell" and is_marked(i.cell)]
     if not marked or not _reference_setting():
         return
     reference = json.loads(REFERENCE.read_text()) if REFERENCE.exists() else {}
@@ -50,7 +50,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         outputs = reference.get(notebook, {}).get(item.cell.id)
         if outputs is None:
             raise pytest.UsageError(
-                f"{notebook}, cell {item.cell.id}, is marked {MARKER} but {REFERENCE.name} has no outputs for it: "
+                f"{notebook}, cell {item.cell.id}, is tagged {MARKER} but {REFERENCE.name} has no outputs for it: "
                 f"run `make outputs` and review the diff of tests/{REFERENCE.name}")
         item.cell.outputs = [nbformat.from_dict(o) for o in outputs]
         item.cell.execution_count = 1  # nbval compares only cells that were run

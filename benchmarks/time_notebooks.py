@@ -1,9 +1,13 @@
-"""Time every notebook top to bottom in a fresh kernel, and write the table the website shows.
+"""Time every notebook top to bottom in a fresh kernel, and write what the website shows.
 
 Run with ``make timings`` (quick profile) or ``make timings PROFILE=cpu``. Each notebook runs
 in its own fresh kernel, as a learner's "Restart and run all" does; the wall time includes the
-kernel start. It writes ``book/timings/<profile>.md`` (included by the run-profiles page) and
-``book/timings/<profile>.json``. It measures; it asserts nothing.
+kernel start. It writes ``book/timings/<profile>.json`` and the table ``<profile>.md``
+(included by the run-profiles page), and then the line at the top of each notebook that says
+how long that chapter takes in each timed profile, between the TIMING_START and TIMING_END
+markers, from those JSON files: the numbers on the pages always come from a measurement.
+``--stamp-only`` rewrites those lines from the JSON files without running anything. It
+measures; it asserts nothing.
 
 Example:
     .venv/bin/python benchmarks/time_notebooks.py --profile cpu notebooks/03_source_model.ipynb
@@ -25,7 +29,13 @@ import torch
 
 import tlcourse as tl
 
+__all__ = ["TIMING_END", "TIMING_START", "fmt", "stamp_notebooks", "timing_block"]
+
 REPO = Path(__file__).resolve().parents[1]
+TIMINGS = REPO / "book" / "timings"
+TIMING_START = "<!-- timings: written by benchmarks/time_notebooks.py from book/timings -->"
+TIMING_END = "<!-- /timings -->"
+PROFILES_PAGE = "../book/profiles.md#how-long-they-take"  # relative to notebooks/
 
 
 def run_notebook(path: Path, timeout: int) -> tuple[str, float]:
@@ -43,7 +53,77 @@ def run_notebook(path: Path, timeout: int) -> tuple[str, float]:
 
 
 def fmt(seconds: float) -> str:
+    """Seconds as a reader says them: '13 s', or '4 min 56 s' from 100 s on."""
     return f"{seconds:.0f} s" if seconds < 100 else f"{seconds // 60:.0f} min {seconds % 60:02.0f} s"
+
+
+def _where(record: dict) -> str:
+    return record["gpu"] or f"{record['cpu_cores']} CPU cores"
+
+
+def timing_block(stem: str, *, records: dict[str, dict]) -> str | None:
+    """The lines (markers included) that open notebook ``stem``: its time in each profile.
+
+    Args:
+        stem: the notebook's name without ``.ipynb``, e.g. ``03_source_model``.
+        records: the contents of ``book/timings/<profile>.json``, by profile name.
+
+    Returns None when no record has a row for the notebook.
+    """
+    parts, machines, standins = [], set(), set()
+    order = list(tl.PROFILES)  # quick, cpu, full
+    for profile in sorted(records, key=lambda p: order.index(p) if p in order else len(order)):
+        record = records[profile]
+        row = next((r for r in record["rows"] if r["notebook"] == stem), None)
+        if row is None:
+            continue
+        parts.append(f"{fmt(row['seconds'])} in the `{profile}` profile")
+        machines.add(_where(record))
+        standins.add(record["standins"])
+    if not parts:
+        return None
+    times = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    where = " / ".join(sorted(machines))
+    data = {frozenset([True]): "stand-in data", frozenset([False]): "the real data"}.get(
+        frozenset(standins), "stand-in and real data")
+    line = (f"**Time to run:** {times}, top to bottom on {where} with {data} "
+            f"([measured by `make timings`]({PROFILES_PAGE})).")
+    return "\n".join([TIMING_START, line, TIMING_END])
+
+
+def _with_block(source: str, block: str) -> str:
+    """``source`` (a notebook's opening Markdown) with ``block`` in place of the old one.
+
+    A source without a block gets it after its first line, the chapter's title.
+    """
+    if TIMING_START in source and TIMING_END in source:
+        head, rest = source.split(TIMING_START, 1)
+        return head + block + rest.split(TIMING_END, 1)[1]
+    title, _, body = source.partition("\n")
+    return f"{title}\n\n{block}\n{body}" if body else f"{title}\n\n{block}"
+
+
+def stamp_notebooks(paths: list[Path], *, timings: Path = TIMINGS) -> list[Path]:
+    """Write each notebook's timing line from ``timings/*.json``; return the notebooks changed.
+
+    Args:
+        paths: the notebooks to update (their outputs are left as they are: none).
+        timings: the folder holding ``<profile>.json`` as this script writes them.
+    """
+    records = {p.stem: json.loads(p.read_text()) for p in sorted(timings.glob("*.json"))}
+    changed = []
+    for path in paths:
+        block = timing_block(path.stem, records=records)
+        nb = nbformat.read(path, as_version=4)
+        opening = nb.cells[0]
+        if block is None or opening.cell_type != "markdown":
+            continue
+        new = _with_block(opening.source, block)
+        if new != opening.source:
+            opening.source = new
+            path.write_text(nbformat.writes(nb) + "\n")
+            changed.append(path)
+    return changed
 
 
 def write(out: Path, profile: str, rows: list[dict], standins: bool, threads: str, device: torch.device,
@@ -72,12 +152,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebooks/*.ipynb")
     parser.add_argument("--profile", default=os.environ.get(tl.PROFILE_ENV, "quick"), choices=sorted(tl.PROFILES))
-    parser.add_argument("--out", type=Path, default=REPO / "book" / "timings")
+    parser.add_argument("--out", type=Path, default=TIMINGS)
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
+    parser.add_argument("--stamp-only", action="store_true",
+                        help="only rewrite each notebook's timing line from the JSON files in --out")
     args = parser.parse_args(argv)
 
+    every = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if args.stamp_only:
+        for path in stamp_notebooks(every, timings=args.out):
+            print(f"updated the timing line of {path.name}")
+        return 0
+
     os.environ[tl.PROFILE_ENV] = args.profile
-    paths = args.notebooks or sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    paths = args.notebooks or every
     standins = tl.using_standins()
     threads = os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads()))
     device = tl.choose_device(tl.get_profile(args.profile).device)
@@ -92,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path.stem:24s} {fmt(seconds):>12s}", flush=True)
         write(args.out, args.profile, [kept[k] for k in sorted(kept)], standins, threads, device, gpu)
     print(f"wrote {args.out / (args.profile + '.md')}")
+    if args.out.resolve() == TIMINGS.resolve():  # the website's numbers: update the chapters too
+        for path in stamp_notebooks(every, timings=args.out):
+            print(f"updated the timing line of {path.name}")
     return 0
 
 

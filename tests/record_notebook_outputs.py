@@ -1,11 +1,13 @@
-"""Record the expected outputs of the notebook cells marked ``# NBVAL_CHECK_OUTPUT``.
+"""Record the expected outputs of the notebook cells tagged ``nbval-check-output``.
 
-The notebooks are committed without outputs, so nbval has nothing to compare a marked cell
+The notebooks are committed without outputs, so nbval has nothing to compare a tagged cell
 with. This script runs every notebook in the reference setting (quick profile, stand-in
-data, CPU), keeps the outputs of the marked cells only, and writes them to
-``tests/notebook_outputs.json``; the root ``conftest.py`` gives them to nbval, which then
-checks those cells exactly. Run it (``make outputs``) after changing a marked cell on purpose,
-and review the diff of the JSON file before committing it.
+data, CPU), keeps the outputs of the tagged cells only, and writes them to
+``tests/notebook_outputs.json``, by notebook and cell id; the root ``conftest.py`` gives them
+to nbval, which then checks those cells exactly. The tag is nbval's own (a cell tag rather
+than a ``# NBVAL_CHECK_OUTPUT`` comment, so nothing shows on the website). Run it
+(``make outputs``) after changing a tagged cell on purpose, and review the diff of the JSON
+file before committing it.
 
 Example:
     .venv/bin/python tests/record_notebook_outputs.py notebooks/04_moving_weights.ipynb
@@ -21,9 +23,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "tests" / "notebook_outputs.json"
-MARKER = "NBVAL_CHECK_OUTPUT"
+MARKER = "nbval-check-output"  # nbval's cell tag for "compare this cell's outputs"
 # The setting the reference outputs belong to; conftest.py checks the marked cells only in it.
 SETTING = {"TLCOURSE_PROFILE": "quick", "TLCOURSE_STANDIN": "1"}
+
+
+def is_marked(cell: dict) -> bool:
+    """Whether ``cell`` (a notebook cell, as nbformat or JSON gives it) is tagged MARKER."""
+    return cell.get("cell_type") == "code" and MARKER in cell.get("metadata", {}).get("tags", [])
 
 
 def marked_outputs(path: Path) -> dict[str, list[dict]]:
@@ -35,7 +42,7 @@ def marked_outputs(path: Path) -> dict[str, list[dict]]:
     nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}}).execute()
     return {cell.id: [dict(o) for o in cell.outputs] for cell in nb.cells
-            if cell.cell_type == "code" and MARKER in cell.source}
+            if is_marked(cell)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                 reference[path.stem] = cells
             else:
                 reference.pop(path.stem, None)
-            print(f"{path.stem}: {len(cells)} marked cell(s)")
+            print(f"{path.stem}: {len(cells)} tagged cell(s)")
     REFERENCE.write_text(json.dumps(reference, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
     print(f"wrote {REFERENCE.relative_to(REPO)}")
     return 0

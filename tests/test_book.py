@@ -6,6 +6,7 @@ pages are opened headless from the built files, as a reader would open them.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -24,6 +25,15 @@ SHOTS = REPO / "book" / "_build" / "screenshots"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--virtual-time-budget=3000"]
 PLOTTING = re.compile(r"\btl\.(show_images|show_filters|plot_history|plot_confusion)\(|\.plot\(|\bplt\.")
+
+
+# What sphinx-book-theme renders for a launch (Colab, Binder) or repository button.
+BUTTON_MARKS = ("launch-buttons", "Launch interactive content", "source-repository-button",
+                "colab.research.google.com", "mybinder.org")
+
+
+def _repository() -> dict:
+    return yaml.safe_load((REPO / "book" / "_config.yml").read_text())["repository"]
 
 
 def _toc_pages() -> list[str]:
@@ -157,3 +167,39 @@ def test_pages_in_a_real_browser(built_book: Path, chromium: list[str]) -> None:
         subprocess.run([*chromium, "--window-size=1280,2400", f"--screenshot={shot}", url],
                        capture_output=True, timeout=120, check=True)
         assert shot.stat().st_size > 10_000, f"screenshot {shot} is empty"
+
+
+def _launch_extension():
+    path = REPO / "book" / "_ext" / "tlcourse_launch.py"
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_buttons_follow_whether_the_repository_is_published() -> None:
+    ext = _launch_extension()
+    assert ext.published() is (_repository().get("published") is True)
+    made = {"use_repository_button": True, "launch_buttons": {"colab_url": "https://colab.research.google.com"}}
+    off = ext.theme_options(made, is_published=False)
+    assert off["launch_buttons"] == {} and not off["use_repository_button"]
+    on = ext.theme_options({}, is_published=True)
+    assert on["use_repository_button"] and on["launch_buttons"]["colab_url"] and on["launch_buttons"]["binderhub_url"]
+
+
+def test_no_dead_launch_or_repository_button(built_book: Path) -> None:
+    """While the repository's address is a placeholder, no page links to it or launches from it."""
+    repository = _repository()
+    pages = sorted(built_book.rglob("*.html"))
+    if repository.get("published"):
+        chapter = (built_book / "notebooks" / "00_setup.html").read_text()
+        org_repo = repository["url"].rstrip("/").split("github.com/")[-1]
+        assert f"colab.research.google.com/github/{org_repo}" in chapter and "mybinder.org" in chapter
+        return
+    dead = []
+    for page in pages:
+        text = page.read_text()
+        dead += [f"{page.relative_to(built_book)}: {mark}" for mark in BUTTON_MARKS if mark in text]
+        dead += [f"{page.relative_to(built_book)}: {href}" for href in _parse(text).links
+                 if href.startswith(repository["url"])]
+    assert not dead, "buttons or links to an address that is not published:\n" + "\n".join(dead)
