@@ -40,7 +40,7 @@ import nbformat
 import torch
 
 from .data import DATA_ENV, DATASETS, STANDIN_ENV, data_dir, load_dataset, using_standins
-from .files import ensure_writable
+from .files import atomic_write, ensure_writable
 
 __all__ = ["PRETRAINED_WEIGHTS", "strip_solutions", "write_student_copies", "fetch_all", "pack_data", "unpack_data"]
 
@@ -142,16 +142,16 @@ def pack_data(archive: Path, *, root: Path | None = None) -> dict[str, str]:
     for name, path in members.items():
         with open(path, "rb") as f:
             manifest[name] = _sha256(f)
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    tmp = archive.with_name(archive.name + ".partial")
-    with tarfile.open(tmp, "w:gz") as tar:
-        blob = json.dumps(manifest, indent=1).encode()
-        info = tarfile.TarInfo(_MANIFEST)
-        info.size = len(blob)
-        tar.addfile(info, io.BytesIO(blob))
-        for name, path in members.items():
-            tar.add(path, arcname=name)
-    os.replace(tmp, archive)  # a half-written archive never has the final name
+    def write(f: BinaryIO) -> None:
+        with tarfile.open(fileobj=f, mode="w:gz") as tar:
+            blob = json.dumps(manifest, indent=1).encode()
+            info = tarfile.TarInfo(_MANIFEST)
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+            for name, path in members.items():
+                tar.add(path, arcname=name)
+
+    atomic_write(archive, write)  # a half-written archive never has the final name, nor stays behind
     return manifest
 
 
