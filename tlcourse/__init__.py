@@ -15,6 +15,8 @@ from .config import *  # noqa: F403
 from .files import *  # noqa: F403
 from .images import *  # noqa: F403
 from .loaders import *  # noqa: F403
+from .offline import *  # noqa: F403
+from .provenance import *  # noqa: F403
 from .data import *  # noqa: F403
 from .plots import *  # noqa: F403
 from .session import *  # noqa: F403
@@ -31,5 +33,8 @@ from .results import *  # noqa: F403
 from .adapt import *  # noqa: F403
 from .fusion import *  # noqa: F403
 from .selection import *  # noqa: F403
+from .efficientnet import *  # noqa: F403
+from .pretrained import *  # noqa: F403
+from .imagenet_arm import *  # noqa: F403
 
 __version__ = "0.1.0"

@@ -5,6 +5,8 @@ The document's recipe, done so that it runs and measures something:
 1. ``source_model`` (``tlcourse.source``) trains ``LeNet`` on MNIST, or loads its checkpoint.
 2. ``run_arm`` trains one CIFAR-10 model, from scratch or from the source's weights, on
    a label budget of ``k`` images per class, and evaluates it on the CIFAR-10 *test* set.
+   The ``imagenet`` arm starts from a real ImageNet-pretrained network instead, the
+   realistic source for CIFAR-10 (``tlcourse.imagenet_arm``).
 3. ``run_case_study`` runs every arm x budget x seed and returns a results dict, the
    same one ``python -m tlcourse casestudy`` (``tlcourse.casestudy_cli``) writes as
    ``results.json`` after every run (its schema, resuming, reading: ``tlcourse.results``).
@@ -36,9 +38,11 @@ from torch import nn
 from .adapt import _fingerprint
 from .config import Profile, seed_everything
 from .data import dataset_tensors, load_dataset, per_class_subset, using_standins
-from .loaders import DeviceLoader, channel_stats, flip_and_crop
 from .freezing import freeze, trainable_parameters
+from .imagenet_arm import ImageNetArm, ImageNetArmSettings, run_imagenet_arm
+from .loaders import DeviceLoader, channel_stats, flip_and_crop
 from .models import LeNet
+from .pretrained import ImageNetUnavailableError, PretrainedSource, imagenet_source
 from .session import dataset_title
 from .source import CaseStudySettings, source_checkpoint_path, source_model
 from .train import evaluate, train_one_epoch
@@ -47,6 +51,7 @@ from .transfer import TransferReport, transfer_weights
 __all__ = [
     "RESULTS_SCHEMA",
     "ARMS",
+    "LENET_ARMS",
     "cifar_tensors",
     "build_arm",
     "run_arm",
@@ -55,12 +60,15 @@ __all__ = [
 
 RESULTS_SCHEMA = "tlcourse-casestudy-results-v1"  # what run_case_study returns; tlcourse.results reads it
 
-# arm -> what it does to the CIFAR-10 LeNet before training
+# arm -> how its CIFAR-10 model starts and what it trains
 ARMS: dict[str, str] = {
     "scratch": "random initialisation, every layer trained",
     "finetune": "source weights (new head), every layer trained",
     "frozen": "source weights (new head), conv1+conv2 frozen: only fc1 and fc2 trained",
+    "imagenet": "a real ImageNet-pretrained network, inputs resized, new head learning 10x faster "
+                "(the recipe: ImageNetArmSettings)",
 }
+LENET_ARMS = ("scratch", "finetune", "frozen")  # the arms that train the document's LeNet (build_arm)
 
 
 def cifar_tensors(profile: Profile, *, train: bool, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,7 +78,7 @@ def cifar_tensors(profile: Profile, *, train: bool, seed: int = 0) -> tuple[torc
 
 
 def build_arm(arm: str, source: nn.Module | None, *, seed: int = 0) -> tuple[LeNet, TransferReport | None]:
-    """The CIFAR-10 LeNet of one arm, before training: ``scratch``, ``finetune`` or ``frozen``.
+    """The CIFAR-10 LeNet of one LeNet arm, before training: ``scratch``, ``finetune`` or ``frozen``.
 
     The source's digit head (``fc2``) is never copied: digit 3 has nothing to do with
     class 3 of CIFAR-10, so every arm starts with a fresh head, seeded by ``seed``.
@@ -83,8 +91,9 @@ def build_arm(arm: str, source: nn.Module | None, *, seed: int = 0) -> tuple[LeN
         >>> report.counts, trainable_parameters(model)[0].shape
         ({'copied': 6, 'adapted': 0, 'skipped': 2}, torch.Size([50, 500]))
     """
-    if arm not in ARMS:
-        raise ValueError(f"Unknown arm {arm!r}; choose from {', '.join(ARMS)}")
+    if arm not in LENET_ARMS:
+        what = "is not a LeNet arm (ImageNetArm builds it)" if arm in ARMS else "is an unknown arm"
+        raise ValueError(f"{arm!r} {what}; build_arm builds {', '.join(LENET_ARMS)}")
     seed_everything(seed)
     model = LeNet(in_channels=3, image_size=32)
     if arm == "scratch":
@@ -116,7 +125,7 @@ class _Steps:
                     return
 
 
-def run_arm(arm: str, source: nn.Module | None, train: tuple[torch.Tensor, torch.Tensor],
+def run_arm(arm: str, source: nn.Module | PretrainedSource | None, train: tuple[torch.Tensor, torch.Tensor],
             test: tuple[torch.Tensor, torch.Tensor], *, budget: int | None, seed: int, profile: Profile,
             device: torch.device | str, settings: CaseStudySettings | None = None,
             stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, Any]:
@@ -128,8 +137,10 @@ def run_arm(arm: str, source: nn.Module | None, train: tuple[torch.Tensor, torch
     epoch of the data is one batch, so such an "epoch" passes over the data several times.
 
     Args:
-        arm: ``"scratch"``, ``"finetune"`` or ``"frozen"``.
-        source: the trained 3x32x32 source model (ignored for ``scratch``).
+        arm: ``"scratch"``, ``"finetune"``, ``"frozen"`` or ``"imagenet"`` (``run_imagenet_arm``, with
+            ``ImageNetArmSettings.for_profile(profile)``; ``settings`` and ``stats`` are not used).
+        source: the trained 3x32x32 source model (ignored for ``scratch``); for ``imagenet``
+            a real ImageNet network (``imagenet_source()``).
         train, test: uint8 images and labels (``cifar_tensors``).
         budget: labelled images per class; ``None`` uses every training image.
         seed: the run's seed.
@@ -144,6 +155,10 @@ def run_arm(arm: str, source: nn.Module | None, train: tuple[torch.Tensor, torch
         ``seed``, ``test_acc``, ``train_acc``, ``epochs`` (passes over the labelled
         images), ``steps``, ``seconds``.
     """
+    if arm == "imagenet":
+        if not isinstance(source, PretrainedSource):
+            raise ValueError("The imagenet arm's source is a real ImageNet network: pass tl.imagenet_source()")
+        return run_imagenet_arm(source, train, test, budget=budget, seed=seed, profile=profile, device=device)
     device = torch.device(device)
     settings = settings or CaseStudySettings.for_profile(profile)
     t0 = time.perf_counter()
@@ -212,7 +227,9 @@ def run_case_study(profile: Profile, device: torch.device | str, *, budgets: Seq
                    log: Callable[[str], None] | None = print,
                    data: tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
                    resume: Callable[[dict[str, Any]], Sequence[Mapping[str, Any]]] | None = None,
-                   on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                   on_progress: Callable[[dict[str, Any]], None] | None = None,
+                   imagenet: PretrainedSource | None = None,
+                   imagenet_settings: ImageNetArmSettings | None = None) -> dict[str, Any]:
     """Run every arm x budget x seed; return the results dict (the schema of ``results.json``).
 
     Arguments are checked before anything is trained. With ``resume``, runs finished
@@ -233,6 +250,8 @@ def run_case_study(profile: Profile, device: torch.device | str, *, budgets: Seq
         resume: called once, before any training, with the metadata the study will write;
             returns the finished runs to reuse (``tlcourse.results.reusable_runs``), or raises to refuse.
         on_progress: called with the results so far (``metadata.complete`` false) after each new run.
+        imagenet: the ``imagenet`` arm's network; default ``imagenet_source()`` (only if that arm runs).
+        imagenet_settings: its recipe; default ``ImageNetArmSettings.for_profile(profile)``.
 
     Returns:
         ``{"schema", "metadata": {...}, "runs": [row, ...]}``, rows as ``run_arm`` returns, in
@@ -240,13 +259,14 @@ def run_case_study(profile: Profile, device: torch.device | str, *, budgets: Seq
 
     Raises:
         ValueError: an unknown arm, an empty list, a budget below 1.
+        ImageNetUnavailableError: the ``imagenet`` arm is asked for, but no real ImageNet network is here.
         CaseStudyInterrupted: Ctrl-C while the source model trains.
 
     Example:
         >>> run_case_study(tl.get_profile("quick"), "cpu", arms=["scratch", "fintune"])
         Traceback (most recent call last):
         ...
-        ValueError: Unknown arm 'fintune' (did you mean 'finetune'?); choose from scratch, finetune, frozen
+        ValueError: Unknown arm 'fintune' (did you mean 'finetune'?); choose from scratch, finetune, frozen, imagenet
     """
     t_start = time.perf_counter()
     device = torch.device(device)
@@ -255,8 +275,15 @@ def run_case_study(profile: Profile, device: torch.device | str, *, budgets: Seq
     seeds, arms = list(profile.seeds if seeds is None else seeds), list(dict.fromkeys(arms))
     _check_grid(arms, budget_list, seeds)
     say = log or (lambda _: None)
+    if "imagenet" in arms:  # before any data are loaded or anything is trained
+        imagenet = imagenet if imagenet is not None else imagenet_source()
+        if not imagenet.real:
+            raise ImageNetUnavailableError(f"The imagenet arm needs a real ImageNet-pretrained network: "
+                                           f"{imagenet.message} Or leave the arm out: arms={list(LENET_ARMS)}.")
     train, test = data if data is not None else (cifar_tensors(profile, train=True),
                                                  cifar_tensors(profile, train=False))
+    inet = ImageNetArm(imagenet, train, test, profile=profile, device=device, settings=imagenet_settings) \
+        if "imagenet" in arms else None
     grid = [(arm, "all" if b is None else b, seed) for b in budget_list for seed in seeds for arm in arms]
     meta: dict[str, Any] = {
         "profile": profile.name,
@@ -276,6 +303,7 @@ def run_case_study(profile: Profile, device: torch.device | str, *, budgets: Seq
         "train_images": len(train[1]),
         "test_images": len(test[1]),
         "source": None,
+        "imagenet_arm": inet.describe() if inet is not None else None,
         "timings": {"source_s": 0.0, "target_s": 0.0, "total_s": 0.0},
         "complete": False,
         "resumed_runs": 0,
@@ -291,7 +319,7 @@ def run_case_study(profile: Profile, device: torch.device | str, *, budgets: Seq
                                                                     "nothing left to compute"))
     t0 = time.perf_counter()
     source = None
-    if any(a != "scratch" for a in arms):
+    if any(a in ("finetune", "frozen") for a in arms):
         source, history = source_model(profile, device, in_channels=settings.source_channels,
                                        image_size=settings.source_size, retrain=retrain_source,
                                        settings=settings, verbose=log is not None)
@@ -308,14 +336,18 @@ def run_case_study(profile: Profile, device: torch.device | str, *, budgets: Seq
         meta["timings"] = {"source_s": round(source_s, 2), "target_s": round(time.perf_counter() - t1, 2),
                            "total_s": round(time.perf_counter() - t_start, 2)}
         meta["complete"] = complete
+        if inet is not None:
+            meta["imagenet_arm"]["frozen_outputs_s"] = round(inet.frozen_seconds, 2)
         return {"schema": RESULTS_SCHEMA, "metadata": dict(meta), "runs": [dict(finished[k]) for k in grid
                                                                           if k in finished]}
 
     for arm, budget, seed in grid:
         if (arm, budget, seed) in finished:
             continue
-        row = run_arm(arm, source, train, test, budget=None if budget == "all" else budget, seed=seed,
-                      profile=profile, device=device, settings=settings, stats=stats)
+        b = None if budget == "all" else budget
+        row = inet.run(budget=b, seed=seed) if arm == "imagenet" else \
+            run_arm(arm, source, train, test, budget=b, seed=seed, profile=profile, device=device,
+                    settings=settings, stats=stats)
         finished[(arm, budget, seed)] = row
         say(f"[{len(finished):3d}/{len(grid)}] {arm:8s} budget {str(row['budget']):>5s} seed {seed}: "
             f"test accuracy {row['test_acc']:.1%} ({row['steps']} steps, {row['seconds']:.1f} s)")

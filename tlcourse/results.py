@@ -11,7 +11,9 @@ of the same command reuses the runs already in it (``reusable_runs``). The schem
   ``arms``, ``budgets`` (ints per class, ``"all"``), ``seeds``, ``settings``
   (``CaseStudySettings``), ``train_images``, ``test_images``, ``source`` (``input``,
   ``checkpoint``, ``epochs``, ``test_acc``, ``train_seconds``, ``history``; ``null``
-  without transfer arms), ``timings`` (``source_s``, ``target_s``, ``total_s``, of the
+  without the finetune and frozen arms), ``imagenet_arm`` (``network``, ``kind``,
+  ``weights_file``, ``note``, ``recipe``, ``settings`` (``ImageNetArmSettings``),
+  ``frozen_outputs_s``; ``null`` without the imagenet arm), ``timings`` (``source_s``, ``target_s``, ``total_s``, of the
   last invocation), ``complete`` (``false`` while runs are missing), ``resumed_runs``
   (runs taken over from an earlier, interrupted invocation).
 * ``runs``: one object per run: ``arm``, ``budget`` (int or ``"all"``), ``labels``
@@ -36,7 +38,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from .casestudy import ARMS, RESULTS_SCHEMA
+from .casestudy import ARMS, RESULTS_SCHEMA, run_case_study
 from .config import Profile
 from .data import using_standins
 from .files import atomic_write_text
@@ -50,6 +52,7 @@ __all__ = [
     "write_results",
     "reusable_runs",
     "find_results",
+    "case_study_results",
     "summarize_results",
     "results_table",
     "plot_results",
@@ -59,6 +62,8 @@ __all__ = [
 RESULTS_ENV = "TLCOURSE_RESULTS"
 # What a run's number depends on besides its arm, budget and seed: a run is reused only if all match.
 RECIPE_KEYS = ("profile_fields", "standins", "data_fingerprint", "settings", "device")
+# ... and, for the imagenet arm's runs, which network and recipe made them (metadata["imagenet_arm"])
+IMAGENET_RECIPE_KEYS = ("network", "weights_file", "settings")
 _RUN_KEYS = {"arm", "budget", "labels", "seed", "test_acc", "train_acc", "epochs", "steps", "seconds"}
 
 
@@ -97,13 +102,24 @@ def _key(row: Mapping[str, Any]) -> tuple[str, int | str, int]:
     return row["arm"], row["budget"], row["seed"]
 
 
+def _differences(key: str, then: Any, now: Any) -> list[str]:
+    """``key.field ('a' in the file, 'b' now)`` for each field that differs (or the whole value)."""
+    if isinstance(then, dict) and isinstance(now, dict):
+        return [f"{key}.{k} ({then.get(k)!r} in the file, {now.get(k)!r} now)"
+                for k in sorted(set(then) | set(now)) if then.get(k) != now.get(k)]
+    return [] if then == now else [f"{key} ({'missing' if then is None else repr(then)} in the file, {now!r} now)"]
+
+
 def reusable_runs(path: str | os.PathLike, *, planned: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The finished runs of an earlier results file that the study ``planned`` describes can reuse.
 
     A rerun of an interrupted command continues where it stopped. Runs are reused only
     when the file was made with the same recipe (``RECIPE_KEYS``: every profile field,
     stand-in or real data, the same CIFAR-10 data by fingerprint, the same
-    ``CaseStudySettings`` and kind of device). Otherwise, or when the file holds runs
+    ``CaseStudySettings`` and kind of device; for runs of the imagenet arm also the same
+    network, weights file and ``ImageNetArmSettings``, ``IMAGENET_RECIPE_KEYS``). A file
+    without imagenet runs (made before that arm, or without it) is continued by a study
+    that adds the arm: its runs are reused, the imagenet runs computed. Otherwise, or when the file holds runs
     outside the planned arms x budgets x seeds (they would be dropped), or cannot be
     read, this **refuses** (raises) instead of keeping only the matching runs: the file is
     never overwritten with fewer runs than it holds, and nothing is computed.
@@ -135,11 +151,11 @@ def reusable_runs(path: str | os.PathLike, *, planned: Mapping[str, Any]) -> lis
         then, now = meta.get(key), _plain(planned.get(key))
         if key == "device":  # cuda:0 and cuda run the same way; cpu and cuda do not
             then, now = str(then).split(":")[0], str(now).split(":")[0]
-        if isinstance(then, dict) and isinstance(now, dict):
-            differ += [f"{key}.{k} ({then.get(k)!r} in the file, {now.get(k)!r} now)"
-                       for k in sorted(set(then) | set(now)) if then.get(k) != now.get(k)]
-        elif then != now:
-            differ.append(f"{key} ({'missing' if then is None else repr(then)} in the file, {now!r} now)")
+        differ += _differences(key, then, now)
+    if any(r["arm"] == "imagenet" for r in runs) and "imagenet" in planned["arms"]:
+        then, now = meta.get("imagenet_arm") or {}, _plain(planned.get("imagenet_arm")) or {}
+        for key in IMAGENET_RECIPE_KEYS:
+            differ += _differences(f"imagenet_arm.{key}", then.get(key), now.get(key))
     if differ:
         raise ResultsConflictError(f"{path} holds {len(runs)} runs made with other settings: "
                                    f"{'; '.join(differ[:4])}. {advice}")
@@ -183,6 +199,50 @@ def find_results(profile: Profile, path: str | os.PathLike | None = None, *,
     return results if fits else None
 
 
+def case_study_results(profile: Profile, device: Any, *, path: str | os.PathLike | None = None,
+                       log: Any = print, **study: Any) -> dict[str, Any]:
+    """Every arm's results for ``profile``: the command's file if it has them all, else computed here.
+
+    When the file lacks some runs (say, the imagenet arm, added after it was written), its
+    finished runs are reused if they were made with the same recipe (``reusable_runs``) and
+    only the missing ones are computed; a file made otherwise is not used, and ``log`` says
+    why. Nothing is written: ``python -m tlcourse casestudy`` writes the file.
+
+    Args:
+        profile: the run profile.
+        device: where to train the missing runs.
+        path: the results file; default ``default_results_path(profile)``.
+        log: called with one line saying what was loaded or computed; ``None`` is silent.
+        **study: ``arms``, ``budgets``, ``seeds`` as in ``run_case_study`` (default: all arms, the profile's).
+
+    Example:
+        >>> results = case_study_results(tl.get_profile("quick"), "cpu")  # doctest: +SKIP
+    """
+    say = log or (lambda _: None)
+    path = Path(path) if path is not None else default_results_path(profile)
+    found = find_results(profile, path, arms=study.get("arms", tuple(ARMS)))
+    if found is not None:
+        meta = found["metadata"]
+        say(f"Loaded {path}, written by `python -m tlcourse casestudy` on {meta['created']} (device {meta['device']}).")
+        return found
+    reused: list[int] = []
+
+    def resume(planned: dict[str, Any]) -> list[dict[str, Any]]:
+        try:
+            runs = reusable_runs(path, planned=planned)
+        except ResultsConflictError as err:
+            say(f"Not using {path}: " + str(err).split(" Pass another --out")[0])
+            runs = []
+        reused.append(len(runs))
+        return runs
+
+    results = run_case_study(profile, device, log=None, resume=resume, **study)
+    n = len(results["runs"])
+    say(f"Reused {reused[0]} finished runs of {path}; computed the other {n - reused[0]} here." if reused[0]
+        else f"No usable results file for this profile and data: computed all {n} runs here.")
+    return results
+
+
 def summarize_results(results: dict[str, Any]) -> Any:
     """One row per arm and budget: mean, standard deviation (over seeds) and count of the test accuracy.
 
@@ -223,8 +283,10 @@ def plot_results(results: dict[str, Any], *, title: str | None = None) -> Figure
 
     s = summarize_results(results)
     fig, ax = plt.subplots(figsize=(6.4, 4))
-    labels = {"scratch": "from scratch", "finetune": "transferred, all layers trained",
-              "frozen": "transferred, conv layers frozen"}
+    meta = results["metadata"]
+    network = (meta.get("imagenet_arm") or {}).get("network", "an ImageNet network")
+    labels = {"scratch": "from scratch", "finetune": "MNIST source, all layers trained",
+              "frozen": "MNIST source, conv layers frozen", "imagenet": f"{network}, new head"}
     for arm in [a for a in ARMS if a in set(s["arm"])]:
         d = s[s["arm"] == arm].sort_values("labels")
         ax.plot(d["labels"], 100 * d["mean"], "o-", label=f"{arm}: {labels[arm]}")
@@ -237,9 +299,9 @@ def plot_results(results: dict[str, Any], *, title: str | None = None) -> Figure
     ax.set_ylabel(f"test accuracy (%), mean ± std over {int(s['n'].min())} seeds")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    meta = results["metadata"]
     tag = " (stand-in)" if meta.get("standins") else ""  # the data the results were measured on, not today's
-    ax.set_title(title or f"MNIST{tag} → CIFAR-10{tag}, profile {meta.get('profile')}", fontsize=10)
+    sources = "MNIST" + tag + (" or ImageNet" if "imagenet" in set(s["arm"]) else "")
+    ax.set_title(title or f"{sources} → CIFAR-10{tag}, profile {meta.get('profile')}", fontsize=10)
     fig.tight_layout()
     return fig
 

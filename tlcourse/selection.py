@@ -9,11 +9,11 @@ target data* and predicts how well it will transfer, without training it:
   Bayesian linear model from the source's *features* to the target labels, with its prior
   and noise precisions set to maximise that evidence.
 
-``extract_features`` gets features and source logits in one pass; ``probe_on_features``
-measures the actual linear-probe accuracy; ``rank_correlation`` asks whether scores rank
-the sources as their accuracies do; ``transfer_verdicts`` flags negative transfer against
-a scratch baseline. ``imagenet_source`` loads torchvision's ImageNet ResNet-18, or an
-announced stand-in when the course runs on stand-in data without the real weights.
+``probe_on_features`` measures the actual linear-probe accuracy; ``rank_correlation`` asks
+whether scores rank the sources as their accuracies do; ``transfer_verdicts`` flags negative
+transfer against a scratch baseline. The candidates' features and logits come from
+``extract_features``, and a real ImageNet candidate from ``imagenet_source`` (both in
+``tlcourse.pretrained``).
 
 Example:
     >>> import torch, tlcourse as tl
@@ -24,28 +24,16 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import html
 import math
-import os
-import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-from .checkpoints import CheckpointError
-from .data import STANDIN_ENV, using_standins
-from .models import imagenet_model, imagenet_weights, imagenet_weights_file
 
 __all__ = [
-    "extract_features",
     "leep",
     "LogMEFit",
     "logme_evidence",
@@ -54,51 +42,7 @@ __all__ = [
     "probe_on_features",
     "rank_correlation",
     "transfer_verdicts",
-    "PretrainedSource",
-    "imagenet_source",
 ]
-
-
-@torch.no_grad()  # not inference_mode: the features are later used in autograd (probes)
-def extract_features(model: nn.Module, loader: Any, device: torch.device, *, head: str
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One pass over ``loader``: the features entering ``head``, the logits leaving it, the labels.
-
-    A forward hook on the head module records its input (the penultimate features,
-    flattened) and output (the source's logits). The model runs in eval mode.
-
-    Args:
-        model: the source network, with its *source* head still on.
-        loader: ``(x, y)`` batches of target data.
-        device: where the model lives.
-        head: the head's module name (``"fc2"`` for ``LeNet``, ``"fc"`` for ResNets).
-
-    Returns:
-        ``features`` (N, D), ``logits`` (N, Z) as float32 on the CPU, and ``labels`` (N,).
-
-    Example:
-        >>> data = [(torch.zeros(3, 1, 28, 28), torch.tensor([0, 1, 2]))]
-        >>> f, z, y = extract_features(tl.LeNet(), data, torch.device("cpu"), head="fc2")
-        >>> tuple(f.shape), tuple(z.shape)
-        ((3, 50), (3, 10))
-    """
-    feats: list[torch.Tensor] = []
-    logits: list[torch.Tensor] = []
-    labels: list[torch.Tensor] = []
-
-    def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        feats.append(inputs[0].flatten(1).float().cpu())  # (B, D)
-        logits.append(output.float().cpu())  # (B, Z)
-
-    handle = model.get_submodule(head).register_forward_hook(hook)
-    try:
-        model.eval()
-        for x, y in loader:
-            model(x.to(device))
-            labels.append(y.cpu())
-    finally:
-        handle.remove()
-    return torch.cat(feats), torch.cat(logits), torch.cat(labels)
 
 
 def leep(source_probs: torch.Tensor, labels: torch.Tensor, *, num_classes: int | None = None) -> float:
@@ -337,104 +281,3 @@ def transfer_verdicts(table: pd.DataFrame, *, baseline: str) -> pd.DataFrame:
             verdicts.append("no clear difference")
     out["verdict"] = verdicts
     return out
-
-
-# --- an ImageNet source, or an announced stand-in -----------------------------------------------
-
-
-@dataclass
-class PretrainedSource:
-    """What ``imagenet_source`` found: the real weights, a stand-in, or nothing."""
-
-    model: nn.Module | None  # the network with its 1000-class head; None when kind == "missing"
-    kind: Literal["imagenet", "standin", "missing"]
-    message: str  # what was loaded, from where, and what it means
-
-    def __repr__(self) -> str:
-        return self.message
-
-    def _repr_html_(self) -> str:
-        style = {"imagenet": ("#166534", "#f0fdf4"), "standin": ("#9a3412", "#fff7ed"),
-                 "missing": ("#991b1b", "#fef2f2")}[self.kind]
-        sign = "&#9888; " if self.kind != "imagenet" else ""
-        return (f'<div style="border:2px solid {style[0]};background:{style[1]};color:{style[0]};'
-                f'padding:0.5em 0.9em;border-radius:6px">{sign}{html.escape(self.message)}</div>')
-
-
-@contextlib.contextmanager
-def _temporary_torch_home() -> Iterator[Path]:
-    """Point TORCH_HOME at a new temporary directory (and torch.hub at its hub/), then restore both."""
-    old_env = os.environ.get("TORCH_HOME")
-    with tempfile.TemporaryDirectory(prefix="tlcourse-standin-torch-home-") as tmp:
-        os.environ["TORCH_HOME"] = tmp
-        try:
-            if not Path(torch.hub.get_dir()).is_relative_to(tmp):  # torch.hub.set_dir() was called earlier
-                raise RuntimeError("torch.hub.set_dir() overrides TORCH_HOME here; cannot use a temporary hub")
-            yield Path(tmp)
-        finally:
-            if old_env is None:
-                os.environ.pop("TORCH_HOME", None)
-            else:
-                os.environ["TORCH_HOME"] = old_env
-
-
-def imagenet_source(name: str = "resnet18", *, weights: str = "DEFAULT", download: bool = True,
-                    seed: int = 0) -> PretrainedSource:
-    """torchvision's ImageNet-pretrained network with its ImageNet head, or an announced stand-in.
-
-    1. The checkpoint is in torch's hub cache (``$TORCH_HOME/hub/checkpoints``): load it
-       (a damaged file raises ``CheckpointError``, naming it: delete it and run again).
-    2. Else, on stand-in data (``TLCOURSE_STANDIN=1``): write a *random* network's weights
-       under the checkpoint's file name into a temporary ``TORCH_HOME`` and load them through
-       the very same ``weights=`` code path; the message says "stand-in pretrained weights:
-       not ImageNet". The temporary directory is deleted afterwards.
-    3. Else, on real data: try torchvision's download (if ``download``); when that fails,
-       return ``model=None`` and a message saying where to put the file. Never a fake.
-
-    Args:
-        name: a torchvision model builder name.
-        weights: the weights enum member's name.
-        download: let torchvision download the real weights when they are missing.
-        seed: the stand-in's random initialisation.
-
-    Example:
-        >>> src = imagenet_source("resnet18")  # doctest: +SKIP
-        >>> src.kind                           # doctest: +SKIP
-        'standin'
-    """
-    w = imagenet_weights(name, weights)
-    cached = imagenet_weights_file(name, w)
-    filename = cached.name
-    label = f"torchvision {name} ({w})"
-    if cached.is_file():
-        model = imagenet_model(name, weights=w, num_classes=None)
-        return PretrainedSource(model, "imagenet", f"{label}: ImageNet-pretrained weights loaded from {cached}.")
-    if using_standins():
-        with _temporary_torch_home() as home:
-            fake = imagenet_weights_file(name, w)  # the same name, in the temporary hub
-            fake.parent.mkdir(parents=True)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                torch.save(imagenet_model(name, weights=None, num_classes=None).state_dict(), fake)
-            model = imagenet_model(name, weights=w, num_classes=None)  # torchvision's own loading code
-        return PretrainedSource(model, "standin", (
-            f"stand-in pretrained weights: not ImageNet. {filename} is not in {cached.parent}, and "
-            f"{STANDIN_ENV}=1 is set, so a RANDOMLY initialised {name} was saved under that name in a temporary "
-            f"TORCH_HOME ({home}, now deleted) and loaded through torchvision's weights API. Everything runs as "
-            f"with the real checkpoint, but this 'pretrained' network has learnt nothing: its results say nothing "
-            f"about ImageNet pretraining."))
-    if download:
-        try:
-            model = imagenet_model(name, weights=w, num_classes=None)
-            return PretrainedSource(model, "imagenet", f"{label}: ImageNet-pretrained weights downloaded to {cached}.")
-        except CheckpointError:
-            raise  # downloaded, but the file is unusable: the error names it and says delete it
-        except (OSError, RuntimeError) as err:  # URLError is an OSError
-            cause = f" (download failed: {type(err).__name__}: {err})"
-    else:
-        cause = ""
-    return PretrainedSource(None, "missing", (
-        f"No ImageNet weights for {name}: {filename} is not in {cached.parent}{cause}. This notebook skips the "
-        f"ImageNet source instead of faking it. To include it: connect to the internet and run again, or copy "
-        f"{filename} (from {w.url}) into {cached.parent} (`python -m tlcourse instructor fetch` / `unpack` do "
-        f"this), or run the whole course on stand-in data with {STANDIN_ENV}=1."))

@@ -27,7 +27,8 @@ from torch import nn
 
 from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from .config import Profile, seed_everything
-from .data import dataset_tensors, load_dataset, using_standins
+from .data import dataset_tensors, load_dataset
+from .provenance import data_source
 from .images import grey_to_rgb32
 from .loaders import DeviceLoader, channel_stats
 from .files import ensure_writable, remove_stale_temporaries
@@ -96,21 +97,26 @@ def checkpoint_dir() -> Path:
     return Path(env).expanduser().resolve() if env else _repo_dir("checkpoints")
 
 
-def _data_tag() -> str:
-    return "standin" if using_standins() else "real"
+def _data_tag(names: tuple[str, ...] = ("mnist", "cifar10")) -> str:
+    """``real``, ``real-sample`` or ``standin`` for the data of ``names``; ``real-sample_standin`` when they differ.
+
+    The default is the case study's pair (MNIST -> CIFAR-10); a source model depends on MNIST alone.
+    """
+    return "_".join(dict.fromkeys(data_source(name).kind for name in names))
 
 
 def source_checkpoint_path(profile: Profile, *, in_channels: int = 3, image_size: int = 32) -> Path:
     """The source model's checkpoint file: its name says the input shape, the profile and the data.
 
-    A model trained on stand-in digits must never be mistaken for one trained on MNIST,
-    so ``standin`` or ``real`` is part of the name (and checked again on loading).
+    A model trained on stand-in digits, or on the real 5,000-digit sample, must never be
+    mistaken for one trained on all of MNIST, so ``standin``, ``real-sample`` or ``real`` is
+    part of the name (and checked again on loading).
 
     Example:
         >>> source_checkpoint_path(tl.get_profile("cpu"), in_channels=1, image_size=28).name  # doctest: +SKIP
         'lenet-mnist-1x28-cpu-real.pt'
     """
-    return checkpoint_dir() / f"lenet-mnist-{in_channels}x{image_size}-{profile.name}-{_data_tag()}.pt"
+    return checkpoint_dir() / f"lenet-mnist-{in_channels}x{image_size}-{profile.name}-{_data_tag(('mnist',))}.pt"
 
 
 def digit_tensors(profile: Profile, *, train: bool, in_channels: int = 1, image_size: int = 28,
@@ -136,7 +142,7 @@ def digit_tensors(profile: Profile, *, train: bool, in_channels: int = 1, image_
 def _source_config(profile: Profile, settings: CaseStudySettings, in_channels: int, image_size: int,
                    seed: int) -> dict[str, Any]:
     """Everything a source model depends on; a checkpoint is reused only if all of it matches."""
-    return {"standins": using_standins(), "in_channels": in_channels, "image_size": image_size, "seed": seed,
+    return {"data": _data_tag(("mnist",)), "in_channels": in_channels, "image_size": image_size, "seed": seed,
             "profile": dataclasses.asdict(profile), "lr": settings.source_lr, "momentum": settings.momentum,
             "weight_decay": settings.weight_decay}
 
@@ -179,7 +185,7 @@ def source_model(profile: Profile, device: torch.device | str, *, in_channels: i
     """The MNIST source model: loaded from its checkpoint if one fits, else trained and saved.
 
     A checkpoint is reused only when it was written for the same profile, the same
-    data (stand-in or real), input shape, seed and recipe, and finished all
+    data (stand-in, real sample or all of MNIST), input shape, seed and recipe, and finished all
     ``profile.source_epochs``; otherwise the model is trained again and the file
     replaced (atomically: an interrupted run leaves the old file or none). Before any
     training the checkpoint's folder is checked to be writable. Training saves every
@@ -212,8 +218,8 @@ def source_model(profile: Profile, device: torch.device | str, *, in_channels: i
     device = torch.device(device)
     settings = settings or CaseStudySettings.for_profile(profile)
     env = CHECKPOINTS_ENV if path is None else None
-    path = Path(path) if path is not None else source_checkpoint_path(profile, in_channels=in_channels,
-                                                                       image_size=image_size)
+    given = Path(path) if path is not None else None
+    path = given or source_checkpoint_path(profile, in_channels=in_channels, image_size=image_size)
     config = _source_config(profile, settings, in_channels, image_size, seed)
     model = LeNet(in_channels=in_channels, image_size=image_size)
     if path.exists() and not retrain:
@@ -231,14 +237,17 @@ def source_model(profile: Profile, device: torch.device | str, *, in_channels: i
         if state is not None:
             _say(verbose, f"{path} was saved with other settings (profile, data or recipe): training again.")
     ensure_writable(path.parent, what="the source model's checkpoint", env=env)  # before any training
+    x, y = digit_tensors(profile, train=True, in_channels=in_channels, image_size=image_size, seed=seed)
+    xt, yt = digit_tensors(profile, train=False, in_channels=in_channels, image_size=image_size, seed=seed)
+    # Loaded now, the data is known (a failed download gives the real sample): name and settings say which.
+    path = given or source_checkpoint_path(profile, in_channels=in_channels, image_size=image_size)
+    config = _source_config(profile, settings, in_channels, image_size, seed)
     remove_stale_temporaries(path)
     partial = _partial_path(path, config)
     remove_stale_temporaries(partial)
     done = _partial_epochs(partial, LeNet(in_channels=in_channels, image_size=image_size))
     seed_everything(seed)
     model = LeNet(in_channels=in_channels, image_size=image_size).to(device)
-    x, y = digit_tensors(profile, train=True, in_channels=in_channels, image_size=image_size, seed=seed)
-    xt, yt = digit_tensors(profile, train=False, in_channels=in_channels, image_size=image_size, seed=seed)
     mean, std = channel_stats(x)
     cl = settings.use_channels_last(device)
     if cl:
