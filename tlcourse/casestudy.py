@@ -37,14 +37,14 @@ from torch import nn
 
 from .adapt import _fingerprint
 from .config import Profile, seed_everything
-from .data import dataset_tensors, load_dataset, per_class_subset, using_standins
+from .data import dataset_tensors, load_dataset, per_class_subset
 from .freezing import freeze, trainable_parameters
 from .imagenet_arm import ImageNetArm, ImageNetArmSettings, run_imagenet_arm
 from .loaders import DeviceLoader, channel_stats, flip_and_crop
 from .models import LeNet
 from .pretrained import ImageNetUnavailableError, PretrainedSource, imagenet_source
 from .session import dataset_title
-from .source import CaseStudySettings, source_checkpoint_path, source_model
+from .source import CaseStudySettings, _standin_names, source_checkpoint_path, source_model
 from .train import evaluate, train_one_epoch
 from .transfer import TransferReport, transfer_weights
 
@@ -288,7 +288,7 @@ def run_case_study(profile: Profile, device: torch.device | str, *, budgets: Seq
     meta: dict[str, Any] = {
         "profile": profile.name,
         "profile_fields": dataclasses.asdict(profile),
-        "standins": using_standins(),
+        "standins": _standin_names(),  # of MNIST and CIFAR-10, those that are generated stand-ins
         "data": dataset_title("mnist") + " -> " + dataset_title("cifar10"),
         "data_fingerprint": _fingerprint(*train, *test),
         "device": str(device),

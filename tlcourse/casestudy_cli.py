@@ -117,8 +117,10 @@ def _write_outputs(out: Path, results: dict[str, Any]) -> None:
         fig = history.plot(title=f"source model on {dataset_title('mnist')}")
         atomic_write(out / "source_history.png", lambda f: fig.savefig(f, format="png", dpi=120))
     print(results_table(results).to_string())
-    for line in compare_arms(results) + compare_arms(results, arm="frozen"):
-        print(line)
+    arms = results["metadata"]["arms"]
+    for arm in [a for a in arms if a != "scratch"] if "scratch" in arms else []:
+        for line in compare_arms(results, arm=arm):
+            print(line)
     t = results["metadata"]["timings"]
     print(f"wrote {out / 'results.json'} and plots; wall time {t['total_s']:.1f} s "
           f"(source {t['source_s']:.1f} s, target runs {t['target_s']:.1f} s)")

@@ -40,6 +40,7 @@ import nbformat
 import torch
 
 from .data import DATA_ENV, DATASETS, STANDIN_ENV, data_dir, load_dataset, using_standins
+from .provenance import DATASET_TITLES, DOWNLOAD_ENV, data_source, downloads_allowed
 from .files import atomic_write, ensure_writable
 
 __all__ = ["PRETRAINED_WEIGHTS", "strip_solutions", "write_student_copies", "fetch_all", "pack_data", "unpack_data"]
@@ -89,9 +90,14 @@ def fetch_all() -> None:
     """Download every dataset and pretrained weight the course uses (torchvision checks them)."""
     if using_standins():
         raise RuntimeError(f"{STANDIN_ENV} is set: unset it to fetch the real datasets.")
+    if not downloads_allowed():
+        raise RuntimeError(f"{DOWNLOAD_ENV} switches downloads off: unset it to fetch the real datasets.")
     for name in DATASETS:
         for train in (True, False):
             load_dataset(name, train=train, download=True)
+        source = data_source(name)
+        if source.kind != "real":  # an offline sample is not the full dataset an instructor packs
+            raise RuntimeError(f"{DATASET_TITLES[name]} could not be downloaded in full: {source.description}")
     from torchvision.models import get_weight
 
     for weights in PRETRAINED_WEIGHTS:

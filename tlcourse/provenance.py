@@ -194,6 +194,9 @@ def _describe(name: str, kind: str, folder: Path | None, *, origin: str | None =
     if folder is not None and name != "cifar10":
         raw = folder / DATASETS[name][0].__name__ / "raw"
         n_train, n_test = (_idx_count(raw / f"{split}-labels-idx1-ubyte") for split in ("train", "t10k"))
+    known = offline.OFFLINE_SOURCES.get(name)
+    if (n_train is None or n_test is None) and known is not None and origin == known.origin:
+        n_train, n_test = known.n_train, known.n_test  # not installed yet: the counts it will give
     noun = _NOUN.get(name, "images")
     counts = f": {n_train:,} training + {n_test:,} test {noun}" if n_train is not None and n_test is not None else ""
     what = "the real " + title if kind == "real" else f"a real sample of {title}"

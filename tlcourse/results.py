@@ -5,7 +5,7 @@
 of the same command reuses the runs already in it (``reusable_runs``). The schema:
 
 * ``schema``: ``"tlcourse-casestudy-results-v1"``.
-* ``metadata``: ``profile`` (name), ``profile_fields`` (every field), ``standins`` (bool),
+* ``metadata``: ``profile`` (name), ``profile_fields`` (every field), ``standins`` (which of MNIST and CIFAR-10 were stand-ins, a sorted list),
   ``data``, ``data_fingerprint`` (a hash of the CIFAR-10 images and labels used),
   ``device``, ``device_name``, ``torch``, ``python``, ``created`` (UTC, ISO 8601),
   ``arms``, ``budgets`` (ints per class, ``"all"``), ``seeds``, ``settings``
@@ -40,9 +40,8 @@ from matplotlib.figure import Figure
 
 from .casestudy import ARMS, RESULTS_SCHEMA, run_case_study
 from .config import Profile
-from .data import using_standins
 from .files import atomic_write_text
-from .source import _data_tag, _repo_dir
+from .source import _data_tag, _repo_dir, _standin_names
 
 __all__ = [
     "RESULTS_ENV",
@@ -194,7 +193,7 @@ def find_results(profile: Profile, path: str | os.PathLike | None = None, *,
     except (OSError, ValueError, KeyError, TypeError):
         return None
     fits = (results.get("schema") == RESULTS_SCHEMA and meta.get("profile_fields") == _plain(dataclasses.asdict(profile))
-            and meta.get("standins") == using_standins() and set(arms) <= set(meta.get("arms", []))
+            and meta.get("standins") == _standin_names() and set(arms) <= set(meta.get("arms", []))
             and meta.get("complete", True) and results.get("runs"))
     return results if fits else None
 
@@ -299,9 +298,10 @@ def plot_results(results: dict[str, Any], *, title: str | None = None) -> Figure
     ax.set_ylabel(f"test accuracy (%), mean ± std over {int(s['n'].min())} seeds")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    tag = " (stand-in)" if meta.get("standins") else ""  # the data the results were measured on, not today's
-    sources = "MNIST" + tag + (" or ImageNet" if "imagenet" in set(s["arm"]) else "")
-    ax.set_title(title or f"{sources} → CIFAR-10{tag}, profile {meta.get('profile')}", fontsize=10)
+    standins = meta.get("standins") or []  # the data the results were measured on, not today's
+    tag = {name: " (stand-in)" if name in standins else "" for name in ("mnist", "cifar10")}
+    sources = "MNIST" + tag["mnist"] + (" or ImageNet" if "imagenet" in set(s["arm"]) else "")
+    ax.set_title(title or f"{sources} → CIFAR-10{tag['cifar10']}, profile {meta.get('profile')}", fontsize=10)
     fig.tight_layout()
     return fig
 

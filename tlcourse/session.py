@@ -18,13 +18,14 @@ Example:
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 from .config import (PROFILE_ENV, Profile, choose_device, env_profile_name, get_profile, seed_everything,
                      set_session_profile)
-from .provenance import DATASET_TITLES, DATASETS, STANDIN_ENV, data_dir, data_source, standin_datasets
+from .provenance import DATASET_TITLES, DATASETS, STANDIN_ENV, _check_name, data_dir, data_source, standin_datasets
 
 __all__ = ["Session", "start", "dataset_title"]
 
@@ -60,16 +61,14 @@ class Session:
     profile: Profile  # sizes, epochs and seeds of this run
     device: torch.device  # where tensors and models go
     seed: int  # the seed every random choice starts from
-    standins: tuple[str, ...] = ()  # the datasets TLCOURSE_STANDIN replaces by generated stand-ins
+    standins: tuple[str, ...] = ()  # those of ``datasets`` that TLCOURSE_STANDIN replaces by generated stand-ins
     profile_origin: str = f"set {PROFILE_ENV} to change"  # what chose the profile, shown in the header
+    datasets: tuple[str, ...] = tuple(DATASETS)  # the datasets the notebook uses: the header describes these
 
     def _header(self) -> str:
-        if len(self.standins) == len(DATASETS):
-            data = "generated STAND-INS"
-        else:
-            data = f"real, in {data_dir()}" + (f"; STAND-INS: {_listing(list(self.standins))}" if self.standins else "")
+        data = ", ".join(data_source(n).title.replace("(stand-in)", "(STAND-IN)") for n in self.datasets)
         return (f"profile: {self.profile.name} ({self.profile_origin}) | device: {self.device} | "
-                f"seed: {self.seed} | data: {data}")
+                f"seed: {self.seed} | data: {data or 'none'}; files in {data_dir()}")
 
     def _notice(self) -> str:
         one = len(self.standins) == 1
@@ -124,7 +123,8 @@ def _origin(profile: str | Profile | None, chosen: Profile, env_name: str | None
     return "given to start()"
 
 
-def start(*, seed: int = 0, profile: str | Profile | None = None, show: bool = True) -> Session:
+def start(*, seed: int = 0, profile: str | Profile | None = None, datasets: Sequence[str] | None = None,
+          show: bool = True) -> Session:
     """Set up a notebook: pick the run profile and the device, seed everything, and say so.
 
     Args:
@@ -132,11 +132,15 @@ def start(*, seed: int = 0, profile: str | Profile | None = None, show: bool = T
         profile: a profile name or object; it becomes the session's profile, the default of
             every later ``get_profile()``. ``None`` reads ``TLCOURSE_PROFILE`` (else the device
             default) and forgets a profile an earlier ``start`` was given.
+        datasets: the datasets the notebook uses (``"mnist"``, ``"fashion_mnist"``,
+            ``"cifar10"``); the header says what each is, and the warning names only the
+            stand-ins among them. ``None``: all three.
         show: display the header (and the warning naming the stand-ins, if any) in the notebook.
 
     Raises:
         ValueError: ``profile`` or ``TLCOURSE_PROFILE`` names no profile (checked even when
-            the argument outranks it), or ``TLCOURSE_STANDIN`` is neither on/off nor a list of datasets.
+            the argument outranks it), ``TLCOURSE_STANDIN`` is neither on/off nor a list of
+            datasets, or ``datasets`` names an unknown dataset.
 
     Example:
         >>> run = start(seed=1, profile="quick", show=False)
@@ -146,13 +150,17 @@ def start(*, seed: int = 0, profile: str | Profile | None = None, show: bool = T
     """
     env_name = env_profile_name()  # a bad TLCOURSE_PROFILE raises here, before anything changes
     chosen = profile if isinstance(profile, Profile) else get_profile(profile) if profile is not None else None
-    standins = tuple(n for n in DATASETS if n in standin_datasets())  # a bad TLCOURSE_STANDIN raises here
+    used = tuple(DATASETS) if datasets is None else tuple(dict.fromkeys([datasets] if isinstance(datasets, str)
+                                                                         else datasets))
+    for name in used:
+        _check_name(name)  # a typo raises, naming the nearest dataset
+    standins = tuple(n for n in used if n in standin_datasets())  # a bad TLCOURSE_STANDIN raises here
     device = choose_device(chosen.device) if chosen is not None else None  # so does a profile's unusable device
     set_session_profile(profile=chosen)
     p = chosen or get_profile()
     _inline_figures()
     session = Session(profile=p, device=device or choose_device(p.device), seed=seed, standins=standins,
-                      profile_origin=_origin(profile, p, env_name))
+                      profile_origin=_origin(profile, p, env_name), datasets=used)
     seed_everything(seed)
     if show:
         try:

@@ -28,7 +28,7 @@ from torch import nn
 from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from .config import Profile, seed_everything
 from .data import dataset_tensors, load_dataset
-from .provenance import data_source
+from .provenance import data_source, using_standins
 from .images import grey_to_rgb32
 from .loaders import DeviceLoader, channel_stats
 from .files import ensure_writable, remove_stale_temporaries
@@ -103,6 +103,11 @@ def _data_tag(names: tuple[str, ...] = ("mnist", "cifar10")) -> str:
     The default is the case study's pair (MNIST -> CIFAR-10); a source model depends on MNIST alone.
     """
     return "_".join(dict.fromkeys(data_source(name).kind for name in names))
+
+
+def _standin_names(names: tuple[str, ...] = ("mnist", "cifar10")) -> list[str]:
+    """Which of ``names`` are generated stand-ins here, sorted (the case study's pair by default)."""
+    return sorted(name for name in names if using_standins(name))
 
 
 def source_checkpoint_path(profile: Profile, *, in_channels: int = 3, image_size: int = 32) -> Path:
