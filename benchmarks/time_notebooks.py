@@ -6,8 +6,10 @@ kernel start. It writes ``book/timings/<profile>.json`` and the table ``<profile
 (included by the run-profiles page), and then the line at the top of each notebook that says
 how long that chapter takes in each timed profile, between the TIMING_START and TIMING_END
 markers, from those JSON files: the numbers on the pages always come from a measurement.
-``--stamp-only`` rewrites those lines from the JSON files without running anything. It
-measures; it asserts nothing.
+``--stamp-only`` rewrites those lines from the JSON files without running anything.
+``--from-book-cache`` runs nothing either: it takes the times from the execution records of
+the last ``make book`` (jupyter-cache runs each notebook in a fresh kernel too), so that the
+website's outputs and its timings come from one run. It measures; it asserts nothing.
 
 Example:
     .venv/bin/python benchmarks/time_notebooks.py --profile cpu notebooks/03_source_model.ipynb
@@ -45,7 +47,7 @@ def run_notebook(path: Path, timeout: int) -> tuple[str, float]:
     the wall seconds.
     """
     nb = nbformat.read(path, as_version=4)
-    title = nb.cells[0].source.splitlines()[0].lstrip("# ").strip().split(":")[0]
+    title = title_of(path)
     t0 = time.perf_counter()
     nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}}).execute()
@@ -134,8 +136,37 @@ def _data_words(standins: bool | list[str]) -> str:
     return f"the real data, with a {' and a '.join(tl.DATASET_TITLES[n] for n in standins)} stand-in"
 
 
+def title_of(path: Path) -> str:
+    """A chapter's title: its first heading up to the colon, e.g. '3 · The source model'."""
+    nb = nbformat.read(path, as_version=4)
+    return nb.cells[0].source.splitlines()[0].lstrip("# ").strip().split(":")[0]
+
+
+def book_cache_rows(cache: Path, paths: list[Path]) -> list[dict]:
+    """One row per notebook from jupyter-cache's execution records (the book build's own runs).
+
+    Raises:
+        SystemExit: no record matches a notebook's code (``make book`` has not run it since it
+            changed): run ``make book`` first.
+    """
+    from jupyter_cache import get_cache
+
+    store = get_cache(str(cache))
+    rows = []
+    for path in paths:
+        try:  # the record of this very code: jupyter-cache matches on the code cells' hash
+            record = store.match_cache_notebook(nbformat.read(path, as_version=4))
+        except KeyError:
+            record = None
+        seconds = (record.data or {}).get("execution_seconds") if record else None
+        if seconds is None:
+            raise SystemExit(f"error: {cache} has no execution of {path.name} as it is now: run `make book` first")
+        rows.append({"notebook": path.stem, "title": title_of(path), "seconds": round(seconds, 1)})
+    return rows
+
+
 def write(out: Path, profile: str, rows: list[dict], standins: list[str], threads: str, device: torch.device,
-          gpu: str | None) -> None:
+          gpu: str | None, *, how: str = "each notebook in a fresh kernel, kernel start included") -> None:
     """Write ``<profile>.json`` and the Markdown table ``<profile>.md`` (after every notebook, so a failure keeps the rest)."""
     total = sum(r["seconds"] for r in rows)
     record = {
@@ -148,8 +179,7 @@ def write(out: Path, profile: str, rows: list[dict], standins: list[str], thread
     where = gpu or f"CPU, {os.cpu_count()} cores, {threads} PyTorch thread(s)"
     data = _data_words(standins)
     lines = [f"Profile `{profile}`, measured on {record['date']} on {where}, with {data}; "
-             "each notebook in a fresh kernel, kernel start included "
-             "(written by `benchmarks/time_notebooks.py`).", "",
+             f"{how} (written by `benchmarks/time_notebooks.py`).", "",
              "| chapter | wall time |", "|---|---|"]
     lines += [f"| {r['title']} | {fmt(r['seconds'])} |" for r in rows]
     lines += [f"| **all {len(rows)}** | **{fmt(total)}** |", ""]
@@ -164,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
     parser.add_argument("--stamp-only", action="store_true",
                         help="only rewrite each notebook's timing line from the JSON files in --out")
+    parser.add_argument("--from-book-cache", type=Path, metavar="CACHE",
+                        help="take the times from the book build's jupyter-cache (book/_build/.jupyter_cache); "
+                             "run with the environment that build had")
     args = parser.parse_args(argv)
 
     every = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -182,6 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     previous = args.out / f"{args.profile}.json"
     kept = ({r["notebook"]: r for r in json.loads(previous.read_text())["rows"]}
             if args.notebooks and previous.exists() else {})
+    if args.from_book_cache:
+        rows = book_cache_rows(args.from_book_cache, paths)
+        write(args.out, args.profile, rows, standins, threads, device, gpu,
+              how="each notebook as `make book` executed it, in a fresh kernel (jupyter-cache's record)")
+        for row in rows:
+            print(f"{row['notebook']:24s} {fmt(row['seconds']):>12s}")
+        paths = []
     for path in paths:
         title, seconds = run_notebook(path.resolve(), args.timeout)
         kept[path.stem] = {"notebook": path.stem, "title": title, "seconds": round(seconds, 1)}
