@@ -25,7 +25,7 @@ help:
 	@echo "make test   - create .venv if needed; unit tests, every notebook (nbval), the book build"
 	@echo "make book   - build the website into book/_build/html"
 	@echo "make bench  - time the data pipelines and the whole LeNet case study (cpu profile, stand-ins unless set)"
-	@echo "make timings [PROFILE=cpu] - time every notebook in a fresh kernel, for the website and each chapter's opening"
+	@echo "make timings [PROFILE=cpu] [FROM_BOOK=1] - time every notebook in a fresh kernel (or read the last book build's times)"
 	@echo "make outputs - record the expected outputs of the cells tagged nbval-check-output"
 	@echo "make format - write each notebook's install cell and format the notebooks to 88 columns"
 	@echo "make gpu-check - on a CUDA GPU machine: CUDA tests, benchmark, case study, full-profile notebook timings"
@@ -103,11 +103,13 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pipeline.py
 
 # Each notebook top to bottom in a fresh kernel; writes book/timings/<profile>.{json,md} for the
-# website and the timing line at the top of each chapter.
+# website and the timing line at the top of each chapter. FROM_BOOK=1: run nothing, take the times
+# of the last `make book` in that profile (its jupyter-cache records), so pages and timings are one run.
 timings: export TLCOURSE_STANDIN := $(or $(TLCOURSE_STANDIN),cifar10)
 timings: export TLCOURSE_DOWNLOAD := $(or $(TLCOURSE_DOWNLOAD),0)
 timings: $(STAMP)
-	$(BIN)/python benchmarks/time_notebooks.py --profile $(or $(PROFILE),quick)
+	$(BIN)/python benchmarks/time_notebooks.py --profile $(or $(PROFILE),quick) \
+	  $(if $(FROM_BOOK),--from-book-cache book/_build/.jupyter_cache)
 
 # Expected outputs of the notebook cells tagged nbval-check-output (make test's setting).
 outputs: $(STAMP)
