@@ -391,6 +391,8 @@ def test_ci_runs_the_readme_test_command() -> None:
     commands = [l for l in ci.splitlines() if l.strip() and not l.lstrip().startswith(("#", "set ", "cd ", "export "))]
     assert commands == ["make test"]
     assert "make test" in (REPO / "README.md").read_text()
+    # issue 12: CI runs on the real data as `make test` sets it, not on stand-ins of its own
+    assert "TLCOURSE_STANDIN" not in ci and "TLCOURSE_PROFILE" not in ci
 
 
 def test_notebooks_are_committed_without_outputs() -> None:
