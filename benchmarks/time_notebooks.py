@@ -47,7 +47,7 @@ def run_notebook(path: Path, timeout: int) -> tuple[str, float]:
     the wall seconds.
     """
     nb = nbformat.read(path, as_version=4)
-    title = title_of(path)
+    title = title_of(nb)
     t0 = time.perf_counter()
     nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}}).execute()
@@ -136,9 +136,8 @@ def _data_words(standins: bool | list[str]) -> str:
     return f"the real data, with a {' and a '.join(tl.DATASET_TITLES[n] for n in standins)} stand-in"
 
 
-def title_of(path: Path) -> str:
+def title_of(nb: nbformat.NotebookNode) -> str:
     """A chapter's title: its first heading up to the colon, e.g. '3 · The source model'."""
-    nb = nbformat.read(path, as_version=4)
     return nb.cells[0].source.splitlines()[0].lstrip("# ").strip().split(":")[0]
 
 
@@ -154,14 +153,15 @@ def book_cache_rows(cache: Path, paths: list[Path]) -> list[dict]:
     store = get_cache(str(cache))
     rows = []
     for path in paths:
+        nb = nbformat.read(path, as_version=4)
         try:  # the record of this very code: jupyter-cache matches on the code cells' hash
-            record = store.match_cache_notebook(nbformat.read(path, as_version=4))
+            record = store.match_cache_notebook(nb)
         except KeyError:
             record = None
         seconds = (record.data or {}).get("execution_seconds") if record else None
         if seconds is None:
             raise SystemExit(f"error: {cache} has no execution of {path.name} as it is now: run `make book` first")
-        rows.append({"notebook": path.stem, "title": title_of(path), "seconds": round(seconds, 1)})
+        rows.append({"notebook": path.stem, "title": title_of(nb), "seconds": round(seconds, 1)})
     return rows
 
 

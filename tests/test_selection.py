@@ -290,10 +290,15 @@ def test_imagenet_source_with_a_corrupt_cached_checkpoint_says_delete_it(empty_t
 
 # --- the real ImageNet network as a candidate: its preprocessing and features ---------------------
 
-def test_the_offline_network_s_loader_is_its_own_preprocessing(empty_torch_home: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def offline_imagenet(empty_torch_home: Path, monkeypatch: pytest.MonkeyPatch) -> tl.PretrainedSource:
+    """The real offline ImageNet network, as imagenet_source() finds it with downloads off and no hub cache."""
     monkeypatch.setenv(tl.DOWNLOAD_ENV, "0")
-    src = tl.imagenet_source()
+    return tl.imagenet_source()
+
+
+def test_the_offline_network_s_loader_is_its_own_preprocessing(offline_imagenet: tl.PretrainedSource) -> None:
+    src = offline_imagenet
     g = torch.Generator().manual_seed(0)
     grey = torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8, generator=g)
     x, y = next(iter(src.loader(grey, torch.arange(5), size=64, device=CPU)))
@@ -302,10 +307,8 @@ def test_the_offline_network_s_loader_is_its_own_preprocessing(empty_torch_home:
     torch.testing.assert_close(x, tl.efficientnet_preprocess(grey, size=64), atol=1e-5, rtol=0)
 
 
-def test_features_of_the_real_network_feed_leep_and_logme(empty_torch_home: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(tl.DOWNLOAD_ENV, "0")
-    src = tl.imagenet_source()
+def test_features_of_the_real_network_feed_leep_and_logme(offline_imagenet: tl.PretrainedSource) -> None:
+    src = offline_imagenet
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (12, 1, 28, 28), dtype=torch.uint8, generator=g)
     labels = torch.arange(12) % 3
@@ -319,11 +322,9 @@ def test_features_of_the_real_network_feed_leep_and_logme(empty_torch_home: Path
     assert tl.imagenet_input_size(tl.get_profile("full")) == 224
 
 
-def test_the_untrained_twin_is_the_same_network_with_random_weights(empty_torch_home: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_untrained_twin_is_the_same_network_with_random_weights(offline_imagenet: tl.PretrainedSource) -> None:
     """Chapter 8's "no pretraining" reference: same architecture, head and inputs; weights random, seeded."""
-    monkeypatch.setenv(tl.DOWNLOAD_ENV, "0")
-    src = tl.imagenet_source()
+    src = offline_imagenet
     assert src.architecture == "efficientnet_lite0"
     twin, again = src.untrained(seed=1), src.untrained(seed=1)
     trained, fresh = src.model.state_dict(), twin.state_dict()
