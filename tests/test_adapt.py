@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 
 import tlcourse as tl
-from tlcourse import adapt
 
 CPU = torch.device("cpu")
 LAYERS = ["conv1", "conv2", "fc1", "fc2"]
@@ -203,51 +202,6 @@ def test_lenet_bn_shares_lenet_names() -> None:
 
 
 # --- the cached source, results tables, checks ---------------------------------------------------
-
-def test_pretrained_lenet_trains_once_then_loads_the_same_weights(standin_env) -> None:
-    profile = tl.get_profile("quick", train_size=200, test_size=100)
-    first = tl.pretrained_lenet("mnist", profile=profile, epochs=1)
-    assert not first.loaded and first.path.is_file() and first.train_images == 200
-    state = torch.get_rng_state()
-    second = tl.pretrained_lenet("mnist", profile=profile, epochs=1)
-    assert torch.equal(state, torch.get_rng_state())  # the caller's random stream is untouched
-    assert second.loaded and second.path == first.path
-    assert all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()))
-    assert second.test_accuracy == first.test_accuracy
-    third = tl.pretrained_lenet("mnist", profile=profile, epochs=2)  # other settings: another file
-    assert third.path != first.path
-    assert "MNIST (stand-in)" in repr(second)
-    first.path.write_bytes(b"not a checkpoint")  # a damaged cache file is replaced, with the same result
-    fourth = tl.pretrained_lenet("mnist", profile=profile, epochs=1)
-    assert not fourth.loaded
-    assert all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), fourth.model.state_dict().values()))
-
-
-def test_pretrained_lenet_checks_its_cache_folder_before_training(standin_env, monkeypatch) -> None:
-    profile = tl.get_profile("quick", train_size=200, test_size=100)
-    tl.load_dataset("mnist", train=True, profile=profile)  # the stand-ins exist before the folder is spoilt
-    (tl.data_dir() / "checkpoints").write_text("a file where the cache folder should be")
-    trained = []
-    monkeypatch.setattr(adapt, "train_one_epoch", lambda *a, **k: trained.append(1))
-    with pytest.raises(tl.OutputNotWritableError, match=r"trained source \(cache=False .*Nothing was computed"):
-        tl.pretrained_lenet("mnist", profile=profile, epochs=1)
-    assert trained == [], "the source was trained before the cache folder was checked"
-    assert not tl.pretrained_lenet("mnist", profile=profile, epochs=1, cache=False).loaded  # no cache: trains
-
-
-def test_summarise_runs_and_describe_difference() -> None:
-    runs = [{"method": m, "seed": s, "accuracy": v} for m, s, v in
-            [("b", 0, 0.60), ("a", 0, 0.80), ("a", 1, 0.82), ("b", 1, 0.70), ("c", 0, 0.5)]]
-    t = tl.summarise_runs(runs)
-    assert list(t.index) == ["b", "a", "c"]  # order of first appearance
-    assert t.loc["a", "mean"] == pytest.approx(0.81) and t.loc["a", "runs"] == 2
-    assert t.loc["a", "std"] == pytest.approx(torch.tensor([0.80, 0.82]).std().item(), rel=1e-5)
-    assert "higher by 16.0 points" in tl.describe_difference(t, "a", "b")
-    close = tl.summarise_runs([{"method": "x", "accuracy": v} for v in (0.5, 0.7)]
-                              + [{"method": "y", "accuracy": v} for v in (0.55, 0.6)])
-    assert "cannot tell" in tl.describe_difference(close, "x", "y")
-    assert "one run each" in tl.describe_difference(t, "a", "c")
-
 
 def test_check_close_on_numbers_and_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(tl.CHECKS_ENV, "")

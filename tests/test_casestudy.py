@@ -17,7 +17,7 @@ import torch
 
 import tlcourse as tl
 from tlcourse import casestudy, casestudy_cli
-from tlcourse import source as source_module
+from tlcourse import sources
 from tlcourse.__main__ import main as tlcourse_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,7 +89,7 @@ def _no_training(monkeypatch: pytest.MonkeyPatch) -> None:
     def trained(*args, **kwargs):  # noqa: ANN002, ANN003
         raise AssertionError("training started although the command should have stopped first")
 
-    monkeypatch.setattr(source_module, "fit", trained)
+    monkeypatch.setattr(sources, "fit", trained)
     monkeypatch.setattr(casestudy, "run_arm", trained)
 
 
@@ -132,12 +132,12 @@ def test_an_unwritable_checkpoint_folder_fails_before_the_source_trains(case_env
     in_the_way.write_text("not a folder")
     monkeypatch.setenv(tl.CHECKPOINTS_ENV, str(in_the_way / "checkpoints"))
     _no_training(monkeypatch)
-    with pytest.raises(tl.OutputNotWritableError, match=f"the source model's checkpoint.*{tl.CHECKPOINTS_ENV}"):
-        tl.source_model(tl.get_profile("quick"), "cpu", verbose=False)
+    with pytest.raises(tl.OutputNotWritableError, match=f"the trained source.*{tl.CHECKPOINTS_ENV}"):
+        tl.train_source("mnist", profile=tl.get_profile("quick"), in_channels=3, image_size=32)
     out = case_env / "out"
     assert casestudy_cli.main(["--profile", "quick", "--budgets", "5", "--seeds", "0", "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "Cannot write the source model's checkpoint" in err
+    assert err.count("\n") == 0 and "Cannot write the trained source" in err
     assert not (out / "results.json").exists()
 
 
@@ -274,99 +274,18 @@ def test_ctrl_c_keeps_the_finished_runs_and_the_same_command_resumes(case_env: P
     assert tl.find_results(tl.get_profile("quick"), path, arms=["scratch", "finetune"]) == results
 
 
-# --- the source model's checkpoint ---
+# --- the source model (its cache and resuming: tests/test_sources.py) ---
 
-def test_checkpoint_name_says_profile_shape_and_data(case_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    quick = tl.get_profile("quick")
-    standin = tl.source_checkpoint_path(quick, in_channels=3, image_size=32)
-    monkeypatch.delenv(tl.STANDIN_ENV)
-    real = tl.source_checkpoint_path(quick, in_channels=3, image_size=32)
-    assert standin != real and "standin" in standin.name and "real" in real.name
-    assert standin.parent == real.parent == case_env / "checkpoints"
-    assert tl.source_checkpoint_path(quick, in_channels=1, image_size=28) != real
-    assert tl.source_checkpoint_path(tl.get_profile("cpu"), in_channels=3, image_size=32) != real
-
-
-def test_source_model_loads_instead_of_training_the_second_time(case_env: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    profile = tl.get_profile("quick", train_size=300)
-    path = case_env / "src.pt"
-    fits: list[int] = []
-    real_fit = source_module.fit
-
-    def counting_fit(*args, **kwargs):  # noqa: ANN002, ANN003
-        fits.append(1)
-        return real_fit(*args, **kwargs)
-
-    monkeypatch.setattr(source_module, "fit", counting_fit)
-    first, h1 = tl.source_model(profile, "cpu", in_channels=1, image_size=28, path=path, verbose=False)
-    assert len(fits) == 1 and path.is_file()
-    second, h2 = tl.source_model(profile, "cpu", in_channels=1, image_size=28, path=path, verbose=False)
-    assert len(fits) == 1, "the second call trained again instead of loading"
-    assert h2 == h1
-    for (k, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
-        assert torch.equal(a, b), k
-    tl.source_model(profile, "cpu", in_channels=1, image_size=28, path=path, retrain=True, verbose=False)
-    assert len(fits) == 2
-    tl.source_model(tl.get_profile("quick", train_size=200), "cpu", in_channels=1, image_size=28, path=path,
-                    verbose=False)
-    assert len(fits) == 3, "a checkpoint made with another profile was reused"
-    path.write_bytes(b"not a checkpoint")
-    tl.source_model(tl.get_profile("quick", train_size=200), "cpu", in_channels=1, image_size=28, path=path,
-                    verbose=False)
-    assert len(fits) == 4
-
-
-def test_a_stand_in_source_is_never_reused_on_real_data(case_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    profile = tl.get_profile("quick", train_size=200)
-    path = case_env / "src.pt"
-    tl.source_model(profile, "cpu", in_channels=1, image_size=28, path=path, verbose=False)
-    monkeypatch.delenv(tl.STANDIN_ENV)
-
-    class WouldTrain(Exception):
-        pass
-
-    def no_real_data(*args, **kwargs):  # noqa: ANN002, ANN003
-        raise WouldTrain
-
-    monkeypatch.setattr(source_module, "digit_tensors", no_real_data)  # never download in tests
-    with pytest.raises(WouldTrain):
-        tl.source_model(profile, "cpu", in_channels=1, image_size=28, path=path, verbose=False)
-
-
-def _interrupt_at_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> list[int]:
-    """Ctrl-C as the source training starts epoch ``epoch`` (0-based); returns the epochs started."""
-    started: list[int] = []
+def _interrupt_at_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
+    """Ctrl-C as the source's training starts epoch ``epoch`` (0-based)."""
 
     class Loader(tl.DeviceLoader):
         def set_epoch(self, e: int) -> None:
-            started.append(e)
-            if e == epoch:
+            if self.shuffle and e == epoch:
                 raise KeyboardInterrupt
             super().set_epoch(e)
 
-    monkeypatch.setattr(source_module, "DeviceLoader", Loader)
-    return started
-
-
-def test_ctrl_c_during_source_training_keeps_finished_epochs_and_resumes(case_env: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    profile = tl.get_profile("quick", train_size=300, source_epochs=3)
-    path = case_env / "src.pt"
-    started = _interrupt_at_epoch(monkeypatch, 2)
-    with pytest.raises(tl.CaseStudyInterrupted, match=r"first 2 of 3 epochs \(in .*src\.partial-\w+\.pt\)"):
-        tl.source_model(profile, "cpu", in_channels=1, image_size=28, path=path, verbose=False)
-    assert started == [0, 1, 2] and not path.exists()
-    assert len(list(case_env.glob("src.partial-*.pt"))) == 1
-    started = _interrupt_at_epoch(monkeypatch, -1)  # counts, never interrupts
-    model, history = tl.source_model(profile, "cpu", in_channels=1, image_size=28, path=path, verbose=False)
-    assert started == [2], "the finished epochs were trained again"
-    assert history.epochs == 3 and path.is_file() and not list(case_env.glob("src.partial-*.pt"))
-    whole, whole_history = tl.source_model(profile, "cpu", in_channels=1, image_size=28, path=case_env / "b.pt",
-                                           verbose=False)
-    assert whole_history.test_acc == history.test_acc  # interrupted and resumed = trained in one go
-    for (k, a), b in zip(model.state_dict().items(), whole.state_dict().values()):
-        assert torch.equal(a, b), k
+    monkeypatch.setattr(sources, "DeviceLoader", Loader)
 
 
 def test_ctrl_c_during_source_training_on_the_command_line(case_env: Path, capsys: pytest.CaptureFixture,
@@ -377,7 +296,7 @@ def test_ctrl_c_during_source_training_on_the_command_line(case_env: Path, capsy
     assert casestudy_cli.main(argv) == 130
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
-    assert err == ("Interrupted: kept no epoch of the source model (none had ended) and no finished run (none had "
+    assert err == ("Interrupted: kept no epoch of the source (none had ended) and no finished run (none had "
                    f"ended); to resume, run: python -m tlcourse casestudy {' '.join(argv)}")
 
 
@@ -423,13 +342,14 @@ def _fake_results(values: dict[tuple[str, str], list[float]]) -> dict:
 def test_comparisons_are_worded_from_the_numbers() -> None:
     results = _fake_results({("scratch", "10"): [0.20, 0.22, 0.24], ("finetune", "10"): [0.30, 0.31, 0.32],
                              ("scratch", "all"): [0.50, 0.55, 0.60], ("finetune", "all"): [0.52, 0.53, 0.60]})
-    few, full = tl.compare_arms(results)
-    assert few.startswith("10 labels per class: finetune 31.0% ± 1.0 vs scratch 22.0% ± 2.0 (3 seeds)")
-    assert few.endswith("finetune is better by 9.0 points.")
-    assert full.startswith("all labels:") and "within the spread across seeds" in full
-    worse = tl.compare_arms(_fake_results({("scratch", "5"): [0.5, 0.5], ("frozen", "5"): [0.3, 0.3]}), arm="frozen")
-    assert worse == ["5 labels per class: frozen 30.0% ± 0.0 vs scratch 50.0% ± 0.0 (2 seeds): "
-                     "frozen is worse by 20.0 points."]
+    comparisons = tl.case_study_comparisons(results)
+    assert list(comparisons) == ["10", "all"]
+    assert str(comparisons["10"]) == ("finetune - scratch: +9.0 points (95% CI +6.5 to +11.5; paired t over 3 seeds): "
+                                      "finetune is higher.")
+    assert comparisons["all"].verdict == "cannot tell" and "cannot tell the two apart" in str(comparisons["all"])
+    worse = tl.case_study_comparisons(_fake_results({("scratch", "5"): [0.5, 0.52], ("frozen", "5"): [0.3, 0.31]}),
+                                      arm="frozen")
+    assert worse["5"].verdict == "lower" and worse["5"].seeds == (0, 1)
     table = tl.results_table(results)
     assert list(table.index) == ["10 per class", "all labels"] and list(table.columns) == ["scratch", "finetune"]
     assert table.loc["10 per class", "finetune"] == "31.0 ± 1.0"
@@ -553,7 +473,7 @@ def test_the_imagenet_arm_runs_in_the_quick_profile_and_is_recorded(case_env: Pa
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert any(label.startswith("imagenet: EfficientNet-Lite0") for label in labels)
     assert "or ImageNet" in fig.axes[0].get_title()
-    assert tl.compare_arms(results, arm="imagenet")[0].startswith("5 labels per class: imagenet")
+    assert str(tl.case_study_comparisons(results, arm="imagenet")["5"]).startswith("imagenet - scratch: ")
 
 
 def test_a_results_file_without_the_imagenet_arm_is_read_and_continued(case_env: Path, offline_hub: Path,

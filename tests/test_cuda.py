@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 import tlcourse as tl
-import tlcourse.casestudy as casestudy_module
+import tlcourse.arms as arms_module
 import tlcourse.train as train_module
 
 pytestmark = [
@@ -188,11 +188,11 @@ def test_batches_models_and_the_case_study_live_on_the_gpu(tmp_path, monkeypatch
     monkeypatch.setenv(tl.DATA_ENV, str(tmp_path / "data"))
     monkeypatch.setenv(tl.STANDIN_ENV, "1")
     profile = tl.get_profile("quick")
-    source, _ = tl.source_model(profile, CUDA, path=tmp_path / "source.pt", retrain=True, verbose=False)
+    source = tl.train_source("mnist", profile=profile, device=CUDA, in_channels=3, image_size=32, cache=False).model
     assert {p.device.type for p in source.parameters()} == {CUDA.type}
     assert source.conv1.weight.is_contiguous(memory_format=torch.channels_last)  # the layout CUDA AMP prefers
     seen: list[tuple[str, str]] = []
-    build = casestudy_module.build_arm
+    build = arms_module.build_arm
 
     def spying_build(*args, **kwargs):
         model, report = build(*args, **kwargs)
@@ -200,7 +200,7 @@ def test_batches_models_and_the_case_study_live_on_the_gpu(tmp_path, monkeypatch
             (inputs[0].device.type, next(m.parameters()).device.type)))
         return model, report
 
-    monkeypatch.setattr(casestudy_module, "build_arm", spying_build)
+    monkeypatch.setattr(arms_module, "build_arm", spying_build)
     train, test = cifar_shaped
     row = tl.run_arm("finetune", source, train, test, budget=10, seed=0, profile=profile, device=CUDA)
     assert seen and set(seen) == {(CUDA.type, CUDA.type)}  # every batch and the model on the GPU, training and test
@@ -252,14 +252,14 @@ def test_an_epoch_and_an_evaluation_never_sync_between_steps(cifar_shaped) -> No
 def test_run_arm_never_syncs_within_an_epoch(budget, min_steps, cifar_shaped, monkeypatch: pytest.MonkeyPatch) -> None:
     """All 600 labels: an epoch is one pass. 10 labels per class: an epoch is 10 passes over one batch of 100
     (``min_steps`` 20 over 2 epochs), and no pass after the first may sync either."""
-    train_one_epoch = casestudy_module.train_one_epoch
+    train_one_epoch = arms_module.train_one_epoch
     guarded: list[int] = []
 
     def guarded_epoch(model, loader, *args, **kwargs):
         guarded.append(len(loader))
         return train_one_epoch(model, NoSyncAfterFirstBatch(loader), *args, **kwargs)
 
-    monkeypatch.setattr(casestudy_module, "train_one_epoch", guarded_epoch)
+    monkeypatch.setattr(arms_module, "train_one_epoch", guarded_epoch)
     profile = tl.get_profile("quick", target_epochs=2)
     settings = tl.CaseStudySettings.for_profile(profile, min_steps=min_steps)
     source = tl.LeNet(in_channels=3, image_size=32).to(CUDA)

@@ -11,6 +11,8 @@ re-exported here so ``tl.<name>`` works for all of them.
 """
 
 from .checks import *  # noqa: F403
+from .answer_checks import *  # noqa: F403
+from .function_checks import *  # noqa: F403
 from .config import *  # noqa: F403
 from .files import *  # noqa: F403
 from .images import *  # noqa: F403
@@ -27,10 +29,14 @@ from .freezing import *  # noqa: F403
 from .interpolation import *  # noqa: F403
 from .checkpoints import *  # noqa: F403
 from .train import *  # noqa: F403
-from .source import *  # noqa: F403
+from .sources import *  # noqa: F403
+from .arms import *  # noqa: F403
 from .casestudy import *  # noqa: F403
 from .results import *  # noqa: F403
+from .casestudy_report import *  # noqa: F403
+from .comparison import *  # noqa: F403
 from .adapt import *  # noqa: F403
+from .regularise import *  # noqa: F403
 from .fusion import *  # noqa: F403
 from .selection import *  # noqa: F403
 from .efficientnet import *  # noqa: F403

@@ -1,194 +1,43 @@
-"""The case study MNIST -> CIFAR-10: the experiment's arms, one run, the whole study.
+"""The case study MNIST -> CIFAR-10, whole: every arm x label budget x seed, as one results dict.
 
 The document's recipe, done so that it runs and measures something:
 
-1. ``source_model`` (``tlcourse.source``) trains ``LeNet`` on MNIST, or loads its checkpoint.
-2. ``run_arm`` trains one CIFAR-10 model, from scratch or from the source's weights, on
-   a label budget of ``k`` images per class, and evaluates it on the CIFAR-10 *test* set.
-   The ``imagenet`` arm starts from a real ImageNet-pretrained network instead, the
-   realistic source for CIFAR-10 (``tlcourse.imagenet_arm``).
+1. ``train_source`` (``tlcourse.sources``) trains ``LeNet`` on MNIST digits padded to
+   3x32x32, or loads it: the same function and recipe as every other chapter's source.
+2. ``run_arm`` (``tlcourse.arms``) trains one CIFAR-10 model, from scratch or from the
+   source's weights, on ``k`` labelled images per class, and evaluates it on the test set.
 3. ``run_case_study`` runs every arm x budget x seed and returns a results dict, the
    same one ``python -m tlcourse casestudy`` (``tlcourse.casestudy_cli``) writes as
    ``results.json`` after every run (its schema, resuming, reading: ``tlcourse.results``).
 
-Data stay on the device as tensors (``DeviceLoader``); on CUDA ``train_one_epoch``
-uses mixed precision and the loss is read once per epoch, not once per step.
-
-Example:
-    >>> model, report = build_arm("finetune", LeNet(in_channels=3, image_size=32))
-    >>> report.skipped
-    ['fc2.weight', 'fc2.bias']
+``study_fingerprints`` says which data a study would use now; a results file is reused
+only when its fingerprints match (``tlcourse.results``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
-import math
 import platform
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 import torch
-from torch import nn
 
-from .adapt import _fingerprint
-from .config import Profile, seed_everything
-from .data import dataset_tensors, load_dataset, per_class_subset
-from .freezing import freeze, trainable_parameters
-from .imagenet_arm import ImageNetArm, ImageNetArmSettings, run_imagenet_arm
-from .loaders import DeviceLoader, channel_stats, flip_and_crop
-from .models import LeNet
+from .arms import ARMS, LENET_ARMS, CaseStudySettings, cifar_tensors, run_arm
+from .config import Profile
+from .imagenet_arm import ImageNetArm, ImageNetArmSettings
+from .names import unknown_choice
 from .pretrained import ImageNetUnavailableError, PretrainedSource, imagenet_source
+from .provenance import standin_names
 from .session import dataset_title
-from .source import CaseStudySettings, _standin_names, source_checkpoint_path, source_model
-from .train import evaluate, train_one_epoch
-from .transfer import TransferReport, transfer_weights
+from .sources import SOURCE_RECIPE, data_fingerprint, source_tensors, train_source
 
-__all__ = [
-    "RESULTS_SCHEMA",
-    "ARMS",
-    "LENET_ARMS",
-    "cifar_tensors",
-    "build_arm",
-    "run_arm",
-    "run_case_study",
-]
+__all__ = ["RESULTS_SCHEMA", "run_case_study", "study_fingerprints"]
 
-RESULTS_SCHEMA = "tlcourse-casestudy-results-v1"  # what run_case_study returns; tlcourse.results reads it
-
-# arm -> how its CIFAR-10 model starts and what it trains
-ARMS: dict[str, str] = {
-    "scratch": "random initialisation, every layer trained",
-    "finetune": "source weights (new head), every layer trained",
-    "frozen": "source weights (new head), conv1+conv2 frozen: only fc1 and fc2 trained",
-    "imagenet": "a real ImageNet-pretrained network, inputs resized, new head learning 10x faster "
-                "(the recipe: ImageNetArmSettings)",
-}
-LENET_ARMS = ("scratch", "finetune", "frozen")  # the arms that train the document's LeNet (build_arm)
-
-
-def cifar_tensors(profile: Profile, *, train: bool, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """CIFAR-10 as uint8 ``(N, 3, 32, 32)`` images and int64 labels, subset as the profile says."""
-    ds = load_dataset("cifar10", train=train, profile=profile)
-    return dataset_tensors(ds, limit=profile.train_size if train else profile.test_size, seed=seed)
-
-
-def build_arm(arm: str, source: nn.Module | None, *, seed: int = 0) -> tuple[LeNet, TransferReport | None]:
-    """The CIFAR-10 LeNet of one LeNet arm, before training: ``scratch``, ``finetune`` or ``frozen``.
-
-    The source's digit head (``fc2``) is never copied: digit 3 has nothing to do with
-    class 3 of CIFAR-10, so every arm starts with a fresh head, seeded by ``seed``.
-
-    Returns:
-        ``(model, report)``; ``report`` is ``None`` for ``scratch``.
-
-    Example:
-        >>> model, report = build_arm("frozen", LeNet(in_channels=3, image_size=32))
-        >>> report.counts, trainable_parameters(model)[0].shape
-        ({'copied': 6, 'adapted': 0, 'skipped': 2}, torch.Size([50, 500]))
-    """
-    if arm not in LENET_ARMS:
-        what = "is not a LeNet arm (ImageNetArm builds it)" if arm in ARMS else "is an unknown arm"
-        raise ValueError(f"{arm!r} {what}; build_arm builds {', '.join(LENET_ARMS)}")
-    seed_everything(seed)
-    model = LeNet(in_channels=3, image_size=32)
-    if arm == "scratch":
-        return model, None
-    if source is None:
-        raise ValueError(f"Arm {arm!r} needs a source model")
-    report = transfer_weights(source, model, skip="fc2", adapt_first_conv="repeat")
-    if arm == "frozen":
-        freeze(model, ["conv1", "conv2"])
-    return model, report
-
-
-class _Steps:
-    """Exactly ``steps`` batches, cycling through ``loader`` (each pass is a new permutation)."""
-
-    def __init__(self, loader: DeviceLoader, steps: int) -> None:
-        self.loader, self.steps = loader, steps
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        done = 0
-        while True:
-            for batch in self.loader:
-                yield batch
-                done += 1
-                if done == self.steps:
-                    return
-
-
-def run_arm(arm: str, source: nn.Module | PretrainedSource | None, train: tuple[torch.Tensor, torch.Tensor],
-            test: tuple[torch.Tensor, torch.Tensor], *, budget: int | None, seed: int, profile: Profile,
-            device: torch.device | str, settings: CaseStudySettings | None = None,
-            stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, Any]:
-    """Train one arm on a label budget of CIFAR-10 and evaluate it on the test images.
-
-    Each seed draws its own ``budget`` images per class, initialises the head and
-    orders the batches. A run has ``profile.target_epochs`` epochs of at least
-    ``settings.min_steps / target_epochs`` steps each: with 10 labels per class an
-    epoch of the data is one batch, so such an "epoch" passes over the data several times.
-
-    Args:
-        arm: ``"scratch"``, ``"finetune"``, ``"frozen"`` or ``"imagenet"`` (``run_imagenet_arm``, with
-            ``ImageNetArmSettings.for_profile(profile)``; ``settings`` and ``stats`` are not used).
-        source: the trained 3x32x32 source model (ignored for ``scratch``); for ``imagenet``
-            a real ImageNet network (``imagenet_source()``).
-        train, test: uint8 images and labels (``cifar_tensors``).
-        budget: labelled images per class; ``None`` uses every training image.
-        seed: the run's seed.
-        profile: epochs and batch size.
-        device: where to train.
-        settings: the recipe; default ``CaseStudySettings.for_profile(profile)``.
-        stats: per-channel mean and std for normalising; default ``channel_stats`` of all
-            training images (they need no labels).
-
-    Returns:
-        one row of the results: ``arm``, ``budget`` (int or ``"all"``), ``labels``,
-        ``seed``, ``test_acc``, ``train_acc``, ``epochs`` (passes over the labelled
-        images), ``steps``, ``seconds``.
-    """
-    if arm == "imagenet":
-        if not isinstance(source, PretrainedSource):
-            raise ValueError("The imagenet arm's source is a real ImageNet network: pass tl.imagenet_source()")
-        return run_imagenet_arm(source, train, test, budget=budget, seed=seed, profile=profile, device=device)
-    device = torch.device(device)
-    settings = settings or CaseStudySettings.for_profile(profile)
-    t0 = time.perf_counter()
-    x, y = train
-    if budget is not None:
-        keep = per_class_subset(y, budget, seed=seed)
-        x, y = x[keep], y[keep]
-    mean, std = stats if stats is not None else channel_stats(train[0])
-    model, _ = build_arm(arm, source, seed=seed)
-    cl = settings.use_channels_last(device)
-    model = model.to(device, memory_format=torch.channels_last) if cl else model.to(device)
-    batch = min(profile.batch_size, len(y))
-    loader = DeviceLoader(x, y, batch_size=batch, device=device, mean=mean, std=std, seed=seed, drop_last=True,
-                          augment=flip_and_crop(2) if settings.augment else None, channels_last=cl)
-    test_loader = DeviceLoader(*test, batch_size=max(profile.batch_size, 1024), device=device, mean=mean, std=std,
-                               shuffle=False, channels_last=cl)
-    epochs = profile.target_epochs
-    per_epoch = max(len(loader), math.ceil(settings.min_steps / epochs))
-    opt = torch.optim.SGD(trainable_parameters(model), lr=settings.target_lr, momentum=settings.momentum,
-                          weight_decay=settings.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    batches = _Steps(loader, per_epoch)
-    for _ in range(epochs):  # one host-device sync per epoch (the loss), none per step
-        last = train_one_epoch(model, batches, opt, device, progress=False)
-        sched.step()
-    test_acc = evaluate(model, test_loader, device)["accuracy"]
-    steps = epochs * per_epoch
-    return {"arm": arm, "budget": "all" if budget is None else int(budget), "labels": len(y), "seed": seed,
-            "test_acc": test_acc, "train_acc": last["accuracy"], "epochs": round(steps * batch / len(y), 2),
-            "steps": steps, "seconds": round(time.perf_counter() - t0, 3)}
+RESULTS_SCHEMA = "tlcourse-casestudy-results-v2"  # what run_case_study returns; tlcourse.results reads it
 
 
 def _budget_list(profile: Profile, budgets: Sequence[int | str | None] | None) -> list[int | None]:
@@ -200,12 +49,8 @@ def _budget_list(profile: Profile, budgets: Sequence[int | str | None] | None) -
 
 def _arm_problem(arms: Sequence[str]) -> str | None:
     """``unknown arm 'fintune' (did you mean 'finetune'?); choose from ...`` for the first unknown arm, else ``None``."""
-    for arm in arms:
-        if arm not in ARMS:
-            near = difflib.get_close_matches(str(arm), ARMS, n=1)
-            return (f"unknown arm {arm!r}{f' (did you mean {near[0]!r}?)' if near else ''}; "
-                    f"choose from {', '.join(ARMS)}")
-    return None
+    unknown = [arm for arm in arms if arm not in ARMS]
+    return unknown_choice("arm", unknown[0], ARMS) if unknown else None
 
 
 def _check_grid(arms: Sequence[str], budgets: Sequence[int | None], seeds: Sequence[int]) -> None:
@@ -219,6 +64,23 @@ def _check_grid(arms: Sequence[str], budgets: Sequence[int | None], seeds: Seque
     bad = [b for b in budgets if b is not None and b < 1]
     if bad:
         raise ValueError(f"Label budgets are images per class and must be at least 1; got {bad}")
+
+
+def study_fingerprints(profile: Profile, settings: CaseStudySettings | None = None,
+                       cifar: tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
+                       ) -> dict[str, str]:
+    """Fingerprints of the data a study would use now: the CIFAR-10 images and labels, and the source's digits.
+
+    ``data_fingerprint`` hashes the CIFAR-10 train and test tensors; ``source_data_fingerprint``
+    the MNIST training and test digits the source is trained on, at its input shape. Other
+    data (real or stand-in, another sample) give other fingerprints.
+    """
+    settings = settings or CaseStudySettings.for_profile(profile)
+    train, test = cifar or (cifar_tensors(profile, train=True), cifar_tensors(profile, train=False))
+    digits = [source_tensors("mnist", profile, train=t, in_channels=settings.source_channels,
+                             image_size=settings.source_size) for t in (True, False)]
+    return {"data_fingerprint": data_fingerprint(*train, *test),
+            "source_data_fingerprint": data_fingerprint(*digits[0], *digits[1])}
 
 
 def run_case_study(profile: Profile, device: torch.device | str, *, budgets: Sequence[int | str | None] | None = None,
@@ -260,7 +122,7 @@ def run_case_study(profile: Profile, device: torch.device | str, *, budgets: Seq
     Raises:
         ValueError: an unknown arm, an empty list, a budget below 1.
         ImageNetUnavailableError: the ``imagenet`` arm is asked for, but no real ImageNet network is here.
-        CaseStudyInterrupted: Ctrl-C while the source model trains.
+        SourceInterrupted: Ctrl-C while the source model trains.
 
     Example:
         >>> run_case_study(tl.get_profile("quick"), "cpu", arms=["scratch", "fintune"])
@@ -288,9 +150,10 @@ def run_case_study(profile: Profile, device: torch.device | str, *, budgets: Seq
     meta: dict[str, Any] = {
         "profile": profile.name,
         "profile_fields": dataclasses.asdict(profile),
-        "standins": _standin_names(),  # of MNIST and CIFAR-10, those that are generated stand-ins
+        "standins": standin_names(("mnist", "cifar10")),  # of the two, those that are generated stand-ins
         "data": dataset_title("mnist") + " -> " + dataset_title("cifar10"),
-        "data_fingerprint": _fingerprint(*train, *test),
+        **study_fingerprints(profile, settings, (train, test)),
+        "source_recipe": dataclasses.asdict(SOURCE_RECIPE),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__,
@@ -320,17 +183,14 @@ def run_case_study(profile: Profile, device: torch.device | str, *, budgets: Seq
     t0 = time.perf_counter()
     source = None
     if any(a in ("finetune", "frozen") for a in arms):
-        source, history = source_model(profile, device, in_channels=settings.source_channels,
-                                       image_size=settings.source_size, retrain=retrain_source,
-                                       settings=settings, verbose=log is not None)
+        src = train_source("mnist", profile=profile, device=device, in_channels=settings.source_channels,
+                           image_size=settings.source_size, retrain=retrain_source, verbose=log is not None)
+        source = src.model
         meta["source"] = {
-            "input": f"{settings.source_channels}x{settings.source_size}x{settings.source_size}",
-            "checkpoint": str(source_checkpoint_path(profile, in_channels=settings.source_channels,
-                                                     image_size=settings.source_size)),
-            "epochs": history.epochs, "test_acc": history.test_acc[-1],
-            "train_seconds": round(sum(history.seconds), 2), "history": history.to_dict()}
+            "input": "x".join(map(str, src.input_shape)), "checkpoint": str(src.path), "fingerprint": src.fingerprint,
+            "epochs": src.epochs, "test_acc": src.test_accuracy,
+            "train_seconds": round(sum(src.history.seconds), 2), "history": src.history.to_dict()}
     source_s, t1 = time.perf_counter() - t0, time.perf_counter()
-    stats = channel_stats(train[0])
 
     def results(complete: bool) -> dict[str, Any]:
         meta["timings"] = {"source_s": round(source_s, 2), "target_s": round(time.perf_counter() - t1, 2),
@@ -347,7 +207,7 @@ def run_case_study(profile: Profile, device: torch.device | str, *, budgets: Seq
         b = None if budget == "all" else budget
         row = inet.run(budget=b, seed=seed) if arm == "imagenet" else \
             run_arm(arm, source, train, test, budget=b, seed=seed, profile=profile, device=device,
-                    settings=settings, stats=stats)
+                    settings=settings)
         finished[(arm, budget, seed)] = row
         say(f"[{len(finished):3d}/{len(grid)}] {arm:8s} budget {str(row['budget']):>5s} seed {seed}: "
             f"test accuracy {row['test_acc']:.1%} ({row['steps']} steps, {row['seconds']:.1f} s)")

@@ -36,14 +36,15 @@ from typing import Any
 
 import torch
 
-from .casestudy import ARMS, _arm_problem, cifar_tensors, run_case_study
+from .arms import ARMS, cifar_tensors
+from .casestudy import _arm_problem, run_case_study
 from .config import PROFILES, choose_device, get_profile
 from .data import DataUnavailableError
 from .files import OutputNotWritableError, atomic_write, ensure_writable, remove_stale_temporaries
-from .results import (RESULTS_ENV, ResultsConflictError, compare_arms, default_results_path,
-    plot_results, results_table, reusable_runs, write_results)
+from .casestudy_report import case_study_comparisons, plot_results, results_table
+from .results import RESULTS_ENV, ResultsConflictError, default_results_path, reusable_runs, write_results
 from .session import dataset_title
-from .source import CaseStudyInterrupted
+from .sources import SourceInterrupted
 from .train import History
 
 __all__ = ["main"]
@@ -119,8 +120,8 @@ def _write_outputs(out: Path, results: dict[str, Any]) -> None:
     print(results_table(results).to_string())
     arms = results["metadata"]["arms"]
     for arm in [a for a in arms if a != "scratch"] if "scratch" in arms else []:
-        for line in compare_arms(results, arm=arm):
-            print(line)
+        for budget, comparison in case_study_comparisons(results, arm=arm).items():
+            print(f"{'all labels' if budget == 'all' else budget + ' labels per class'}: {comparison}")
     t = results["metadata"]["timings"]
     print(f"wrote {out / 'results.json'} and plots; wall time {t['total_s']:.1f} s "
           f"(source {t['source_s']:.1f} s, target runs {t['target_s']:.1f} s)")
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)  # each says what to do; nothing was trained
         return 1
     except KeyboardInterrupt as err:
-        source = f"{err} and " if isinstance(err, CaseStudyInterrupted) else ""
+        source = f"{err.kept} and " if isinstance(err, SourceInterrupted) else ""
         n = kept["runs"]
         runs = f"{n} finished run{'' if n == 1 else 's'} in {path}" if n else "no finished run (none had ended)"
         command = shlex.join(["python", "-m", "tlcourse", "casestudy", *argv])

@@ -131,3 +131,11 @@ def remove_stale_temporaries(path: str | os.PathLike, *, older_than_s: float = 3
                 tmp.unlink()
                 removed.append(tmp)
     return removed
+
+
+def repo_dir(name: str) -> Path:
+    """``<repository>/<name>`` when tlcourse runs from a checkout, else ``~/.cache/tlcourse/<name>``."""
+    repo = Path(__file__).resolve().parents[1]
+    if (repo / "pyproject.toml").exists() and (repo / "tlcourse").is_dir():
+        return repo / name
+    return Path.home() / ".cache" / "tlcourse" / name

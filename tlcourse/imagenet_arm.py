@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import math
 import time
 from collections import OrderedDict
@@ -42,6 +41,7 @@ from .data import per_class_subset
 from .freezing import param_groups
 from .loaders import flip_and_crop
 from .models import replace_head
+from .names import unknown_choice
 from .pretrained import ImageNetUnavailableError, PretrainedSource, imagenet_input_size
 from .train import evaluate, train_one_epoch
 
@@ -71,9 +71,7 @@ class ImageNetArmSettings:
 
     def __post_init__(self) -> None:
         if self.trained not in TRAINED_PARTS:
-            near = difflib.get_close_matches(str(self.trained), TRAINED_PARTS, n=1)
-            raise ValueError(f"trained={self.trained!r} is not one of {', '.join(TRAINED_PARTS)}"
-                             f"{f' (did you mean {near[0]!r}?)' if near else ''}")
+            raise ValueError("trained: " + unknown_choice("part", self.trained, TRAINED_PARTS))
         if self.size < 16 or (self.epochs is not None and self.epochs < 1) or self.min_steps < 1:
             raise ValueError(f"size must be at least 16 and epochs, min_steps at least 1; got size={self.size}, "
                              f"epochs={self.epochs}, min_steps={self.min_steps}")

@@ -1,6 +1,6 @@
 """The networks the course trains: the document's small CNN, a CIFAR ResNet, ImageNet models.
 
-``LeNet`` is the document's model with its one bug fixed: the flatten size is computed
+``LeNet`` is the document's model with its one bug fixed (``LeNetBN``: with BatchNorm): the flatten size is computed
 from the image size instead of hard-coded to 320 (right for 28×28, wrong for 32×32).
 The ImageNet models come from torchvision's weights API, with the head replaced.
 
@@ -25,7 +25,7 @@ from torchvision.models.resnet import BasicBlock, ResNet
 
 from .checkpoints import CheckpointError, archive_damage
 
-__all__ = ["LeNet", "cifar_resnet18", "imagenet_weights", "imagenet_weights_file", "imagenet_model", "replace_head"]
+__all__ = ["LeNet", "LeNetBN", "cifar_resnet18", "imagenet_weights", "imagenet_weights_file", "imagenet_model", "replace_head"]
 
 
 class LeNet(nn.Module):
@@ -63,6 +63,29 @@ class LeNet(nn.Module):
         x = x.flatten(1)  # (B, flat_features); flatten(1) keeps the batch axis, view(-1, 320) did not check it
         x = F.relu(self.fc1(x))  # (B, 50)
         return self.fc2(x)  # (B, num_classes) logits
+
+
+class LeNetBN(LeNet):
+    """``LeNet`` with a BatchNorm layer after each convolution (``bn1``, ``bn2``).
+
+    The same layer names as ``LeNet`` otherwise, so ``transfer_weights`` between the two
+    copies every tensor except the BatchNorm ones.
+
+    Example:
+        >>> LeNetBN()(torch.zeros(4, 1, 28, 28)).shape
+        torch.Size([4, 10])
+    """
+
+    def __init__(self, *, in_channels: int = 1, image_size: int = 28, num_classes: int = 10) -> None:
+        super().__init__(in_channels=in_channels, image_size=image_size, num_classes=num_classes)
+        self.bn1 = nn.BatchNorm2d(10)
+        self.bn2 = nn.BatchNorm2d(20)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)  # (B, 10, (S-4)/2, (S-4)/2)
+        x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)  # (B, 20, side, side)
+        x = F.relu(self.fc1(x.flatten(1)))  # (B, 50)
+        return self.fc2(x)  # (B, num_classes)
 
 
 def cifar_resnet18(*, num_classes: int = 10, in_channels: int = 3) -> ResNet:

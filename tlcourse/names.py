@@ -18,13 +18,25 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["UnknownNameError"]  # the helpers serve transfer.py and freezing.py
+__all__ = ["UnknownNameError"]  # the helpers serve transfer.py, freezing.py and every "unknown ..." error
 
 Names = str | Iterable[str]  # one name, or several
 
 
 class UnknownNameError(ValueError):
     """A module or tensor name matches nothing in the model (a typo); the message names the nearest."""
+
+
+def unknown_choice(what: str, name: object, choices: Iterable[str]) -> str:
+    """``unknown arm 'fintune' (did you mean 'finetune'?); choose from scratch, finetune``: one wording for every typo.
+
+    Example:
+        >>> unknown_choice("dataset", "mnsit", ["mnist", "cifar10"])
+        "unknown dataset 'mnsit' (did you mean 'mnist'?); choose from mnist, cifar10"
+    """
+    choices = list(choices)
+    near = difflib.get_close_matches(str(name), choices, n=1)
+    return f"unknown {what} {name!r}{f' (did you mean {near[0]!r}?)' if near else ''}; choose from {', '.join(choices)}"
 
 
 def as_names(names: Names | None) -> list[str]:

@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from torchvision import datasets
 
 from .config import Profile, env_flag, env_selection, get_profile
 from .datafiles import idx_shape
+from .names import unknown_choice
 from . import offline
 
 __all__ = [
@@ -48,6 +48,8 @@ __all__ = [
     "using_standins",
     "downloads_allowed",
     "data_source",
+    "standin_names",
+    "data_tag",
 ]
 
 DATA_ENV = "TLCOURSE_DATA"
@@ -123,9 +125,8 @@ def standin_datasets() -> frozenset[str]:
 
 def _check_name(name: str) -> None:
     if name not in DATASETS:
-        near = difflib.get_close_matches(str(name), DATASETS, n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise ValueError(f"Unknown dataset {name!r}{hint}; choose one of {sorted(DATASETS)}")
+        problem = unknown_choice("dataset", name, DATASETS)
+        raise ValueError(problem[0].upper() + problem[1:])
 
 
 def using_standins(name: str | None = None) -> bool:
@@ -249,3 +250,13 @@ def data_source(name: str, *, root: str | os.PathLike | None = None, profile: Pr
     if name == "fashion_mnist" and offline.debian_fashion_mnist_installed():
         return _describe(name, source.kind, None, origin=source.origin)
     return _describe(name, "real", None, origin="nowhere yet: load_dataset says how to get it")
+
+
+def standin_names(names: tuple[str, ...]) -> list[str]:
+    """Which of ``names`` are generated stand-ins here, sorted (e.g. ``['cifar10']``)."""
+    return sorted(name for name in names if using_standins(name))
+
+
+def data_tag(names: tuple[str, ...]) -> str:
+    """``real``, ``real-sample`` or ``standin`` for the data of ``names``; ``real-sample_standin`` when they differ."""
+    return "_".join(dict.fromkeys(data_source(name).kind for name in names))

@@ -4,13 +4,15 @@
 (atomically: an interruption leaves the previous version, never half a file), and a rerun
 of the same command reuses the runs already in it (``reusable_runs``). The schema:
 
-* ``schema``: ``"tlcourse-casestudy-results-v1"``.
+* ``schema``: ``"tlcourse-casestudy-results-v2"`` (v2: ``standins`` a list, the source's data
+  fingerprint and recipe; a v1 file is not read).
 * ``metadata``: ``profile`` (name), ``profile_fields`` (every field), ``standins`` (which of MNIST and CIFAR-10 were stand-ins, a sorted list),
   ``data``, ``data_fingerprint`` (a hash of the CIFAR-10 images and labels used),
+  ``source_data_fingerprint`` (of the source's MNIST digits), ``source_recipe`` (``SOURCE_RECIPE``),
   ``device``, ``device_name``, ``torch``, ``python``, ``created`` (UTC, ISO 8601),
   ``arms``, ``budgets`` (ints per class, ``"all"``), ``seeds``, ``settings``
   (``CaseStudySettings``), ``train_images``, ``test_images``, ``source`` (``input``,
-  ``checkpoint``, ``epochs``, ``test_acc``, ``train_seconds``, ``history``; ``null``
+  ``checkpoint``, ``fingerprint``, ``epochs``, ``test_acc``, ``train_seconds``, ``history``; ``null``
   without the finetune and frozen arms), ``imagenet_arm`` (``network``, ``kind``,
   ``weights_file``, ``note``, ``recipe``, ``settings`` (``ImageNetArmSettings``),
   ``frozen_outputs_s``; ``null`` without the imagenet arm), ``timings`` (``source_s``, ``target_s``, ``total_s``, of the
@@ -36,12 +38,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from matplotlib.figure import Figure
-
-from .casestudy import ARMS, RESULTS_SCHEMA, run_case_study
+from .arms import ARMS, CaseStudySettings
+from .casestudy import RESULTS_SCHEMA, run_case_study, study_fingerprints
 from .config import Profile
-from .files import atomic_write_text
-from .source import _data_tag, _repo_dir, _standin_names
+from .files import atomic_write_text, repo_dir
+from .provenance import data_tag, standin_names
 
 __all__ = [
     "RESULTS_ENV",
@@ -52,15 +53,12 @@ __all__ = [
     "reusable_runs",
     "find_results",
     "case_study_results",
-    "summarize_results",
-    "results_table",
-    "plot_results",
-    "compare_arms",
 ]
 
 RESULTS_ENV = "TLCOURSE_RESULTS"
 # What a run's number depends on besides its arm, budget and seed: a run is reused only if all match.
-RECIPE_KEYS = ("profile_fields", "standins", "data_fingerprint", "settings", "device")
+RECIPE_KEYS = ("profile_fields", "standins", "data_fingerprint", "source_data_fingerprint", "source_recipe",
+               "settings", "device")
 # ... and, for the imagenet arm's runs, which network and recipe made them (metadata["imagenet_arm"])
 IMAGENET_RECIPE_KEYS = ("network", "weights_file", "settings")
 _RUN_KEYS = {"arm", "budget", "labels", "seed", "test_acc", "train_acc", "epochs", "steps", "seconds"}
@@ -73,12 +71,12 @@ class ResultsConflictError(ValueError):
 def results_dir() -> Path:
     """Where the case study writes results: ``$TLCOURSE_RESULTS``, else ``results/`` next to ``data/``."""
     env = os.environ.get(RESULTS_ENV, "").strip()
-    return Path(env).expanduser().resolve() if env else _repo_dir("results")
+    return Path(env).expanduser().resolve() if env else repo_dir("results")
 
 
 def default_results_path(profile: Profile) -> Path:
     """Where the command writes results by default: ``results/casestudy-<profile>-<standin|real>/results.json``."""
-    return results_dir() / f"casestudy-{profile.name}-{_data_tag()}" / "results.json"
+    return results_dir() / f"casestudy-{profile.name}-{data_tag(('mnist', 'cifar10'))}" / "results.json"
 
 
 def write_results(path: str | os.PathLike, results: Mapping[str, Any]) -> Path:
@@ -172,9 +170,11 @@ def find_results(profile: Profile, path: str | os.PathLike | None = None, *,
                  arms: Sequence[str] = tuple(ARMS)) -> dict[str, Any] | None:
     """The results the command wrote for this profile and data, or ``None`` if there are none that fit.
 
-    Results count only if they were made with the same profile (all its fields), the
-    same kind of data (stand-in or real) as now, include every arm in ``arms``, and are
-    complete (an interrupted study's file has ``complete: false`` until it is resumed).
+    Results count only if they were made with the same profile (all its fields), on the
+    same data as now (the fingerprints of the CIFAR-10 images and of the source's digits,
+    ``study_fingerprints``: another sample or a stand-in does not fit), include every arm
+    in ``arms``, and are complete (an interrupted study's file has ``complete: false``
+    until it is resumed).
 
     Args:
         profile: the current run profile.
@@ -193,9 +193,13 @@ def find_results(profile: Profile, path: str | os.PathLike | None = None, *,
     except (OSError, ValueError, KeyError, TypeError):
         return None
     fits = (results.get("schema") == RESULTS_SCHEMA and meta.get("profile_fields") == _plain(dataclasses.asdict(profile))
-            and meta.get("standins") == _standin_names() and set(arms) <= set(meta.get("arms", []))
+            and meta.get("standins") == standin_names(("mnist", "cifar10")) and set(arms) <= set(meta.get("arms", []))
             and meta.get("complete", True) and results.get("runs"))
-    return results if fits else None
+    if not fits:
+        return None
+    settings = CaseStudySettings(**meta["settings"]) if isinstance(meta.get("settings"), dict) else None
+    now = study_fingerprints(profile, settings)  # the data themselves: another sample or stand-in is other data
+    return results if all(meta.get(k) == v for k, v in now.items()) else None
 
 
 def case_study_results(profile: Profile, device: Any, *, path: str | os.PathLike | None = None,
@@ -240,92 +244,3 @@ def case_study_results(profile: Profile, device: Any, *, path: str | os.PathLike
     say(f"Reused {reused[0]} finished runs of {path}; computed the other {n - reused[0]} here." if reused[0]
         else f"No usable results file for this profile and data: computed all {n} runs here.")
     return results
-
-
-def summarize_results(results: dict[str, Any]) -> Any:
-    """One row per arm and budget: mean, standard deviation (over seeds) and count of the test accuracy.
-
-    Returns a pandas DataFrame with columns ``arm, budget, labels, mean, std, n``, in
-    the order of budgets and arms of the run.
-
-    Example:
-        >>> runs = [{"arm": "scratch", "budget": 10, "labels": 100, "test_acc": a} for a in (0.25, 0.75)]
-        >>> summarize_results({"runs": runs})[["arm", "mean", "n"]].values.tolist()
-        [['scratch', 0.5, 2]]
-    """
-    import pandas as pd
-
-    df = pd.DataFrame(results["runs"])
-    df["budget"] = df["budget"].astype(str)
-    g = df.groupby(["budget", "arm"], sort=False)
-    out = g.agg(labels=("labels", "first"), mean=("test_acc", "mean"), std=("test_acc", "std"),
-                n=("test_acc", "size")).reset_index()
-    return out.fillna({"std": 0.0})
-
-
-def results_table(results: dict[str, Any]) -> Any:
-    """The results as a table to read: budgets down, arms across, "mean ± std" test accuracy in %."""
-    s = summarize_results(results)
-    s["cell"] = [f"{100 * m:.1f} ± {100 * d:.1f}" for m, d in zip(s["mean"], s["std"])]
-    table = s.pivot(index="budget", columns="arm", values="cell")
-    order = list(dict.fromkeys(s["budget"]))
-    table = table.loc[order, [a for a in ARMS if a in set(s["arm"])]]
-    table.index = [f"{b} per class" if b != "all" else "all labels" for b in order]
-    n = int(s["n"].min())
-    table.columns.name = f"test accuracy % (mean ± std over {n} seed{'s' if n > 1 else ''})"
-    return table
-
-
-def plot_results(results: dict[str, Any], *, title: str | None = None) -> Figure:
-    """Test accuracy against the number of labelled images, one line per arm, ± std as a band."""
-    import matplotlib.pyplot as plt
-
-    s = summarize_results(results)
-    fig, ax = plt.subplots(figsize=(6.4, 4))
-    meta = results["metadata"]
-    network = (meta.get("imagenet_arm") or {}).get("network", "an ImageNet network")
-    labels = {"scratch": "from scratch", "finetune": "MNIST source, all layers trained",
-              "frozen": "MNIST source, conv layers frozen", "imagenet": f"{network}, new head"}
-    for arm in [a for a in ARMS if a in set(s["arm"])]:
-        d = s[s["arm"] == arm].sort_values("labels")
-        ax.plot(d["labels"], 100 * d["mean"], "o-", label=f"{arm}: {labels[arm]}")
-        ax.fill_between(d["labels"], 100 * (d["mean"] - d["std"]), 100 * (d["mean"] + d["std"]), alpha=0.2)
-    ax.set_xscale("log")
-    ticks = sorted(set(s["labels"]))
-    ax.set_xticks(ticks, [f"{t:,}" for t in ticks])
-    ax.minorticks_off()
-    ax.set_xlabel("labelled CIFAR-10 training images (log scale)")
-    ax.set_ylabel(f"test accuracy (%), mean ± std over {int(s['n'].min())} seeds")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    standins = meta.get("standins") or []  # the data the results were measured on, not today's
-    tag = {name: " (stand-in)" if name in standins else "" for name in ("mnist", "cifar10")}
-    sources = "MNIST" + tag["mnist"] + (" or ImageNet" if "imagenet" in set(s["arm"]) else "")
-    ax.set_title(title or f"{sources} → CIFAR-10{tag['cifar10']}, profile {meta.get('profile')}", fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def compare_arms(results: dict[str, Any], *, arm: str = "finetune", baseline: str = "scratch") -> list[str]:
-    """Sentences comparing ``arm`` with ``baseline`` at each budget, worded from the numbers.
-
-    A difference counts as measured only when it is larger than the two spreads
-    (standard deviations over seeds) added together; otherwise it is "within the spread".
-    """
-    s = summarize_results(results)
-    lines = []
-    for budget in dict.fromkeys(s["budget"]):
-        rows = s[s["budget"] == budget].set_index("arm")
-        if arm not in rows.index or baseline not in rows.index:
-            continue
-        a, b = rows.loc[arm], rows.loc[baseline]
-        diff, noise = a["mean"] - b["mean"], a["std"] + b["std"]
-        what = "all labels" if budget == "all" else f"{budget} labels per class"
-        if abs(diff) <= noise:
-            points = round(100 * diff, 1) + 0.0  # + 0.0 turns -0.0 into 0.0
-            verdict = f"a difference of {points:+.1f} points, within the spread across seeds"
-        else:
-            verdict = f"{arm} is {'better' if diff > 0 else 'worse'} by {100 * abs(diff):.1f} points"
-        lines.append(f"{what}: {arm} {100 * a['mean']:.1f}% ± {100 * a['std']:.1f} vs {baseline} "
-                     f"{100 * b['mean']:.1f}% ± {100 * b['std']:.1f} ({int(a['n'])} seeds): {verdict}.")
-    return lines
