@@ -183,6 +183,16 @@ def test_default_output_is_found_for_the_same_profile_and_data(case_env: Path,
     assert tl.find_results(profile, arms=["scratch"])["runs"][0]["arm"] == "scratch"
     assert tl.find_results(profile) is None  # the notebook needs every arm
     assert tl.find_results(tl.get_profile("quick", seeds=(0, 1, 2)), arms=["scratch"]) is None  # another profile
+    with monkeypatch.context() as m:  # the same kind of data, but other digits (another sample): not these results
+        digits = casestudy.source_tensors
+
+        def other_digits(*args, **kwargs):  # noqa: ANN002, ANN003
+            x, y = digits(*args, **kwargs)
+            return x, y.roll(1)
+
+        m.setattr(casestudy, "source_tensors", other_digits)
+        assert tl.find_results(profile, arms=["scratch"]) is None
+    assert tl.find_results(profile, arms=["scratch"]) is not None
     monkeypatch.delenv(tl.STANDIN_ENV)
     assert tl.find_results(profile, arms=["scratch"]) is None  # real data now: stand-in results do not count
 

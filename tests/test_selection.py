@@ -153,12 +153,16 @@ def test_rank_correlation_matches_scipy() -> None:
     assert math.isnan(tl.rank_correlation([1, 1, 1], [1, 2, 3])["kendall"])
 
 
-def test_transfer_verdicts() -> None:
-    t = pd.DataFrame({"mean": [0.70, 0.60, 0.72, 0.80], "std": [0.02, 0.01, 0.05, 0.01]},
-                     index=["scratch", "bad", "same", "good"])
-    v = tl.transfer_verdicts(t, baseline="scratch")
-    assert v["verdict"].tolist() == ["baseline", "negative transfer", "no clear difference", "positive transfer"]
+def test_transfer_verdicts_follow_the_paired_interval_and_never_call_a_control_negative() -> None:
+    values = {"scratch": [0.70, 0.72, 0.71], "bad": [0.60, 0.61, 0.62], "same": [0.75, 0.66, 0.73],
+              "good": [0.80, 0.81, 0.83], "random init": [0.40, 0.41, 0.39]}
+    runs = [{"method": m, "seed": s, "accuracy": v} for m, vals in values.items() for s, v in enumerate(vals)]
+    v = tl.transfer_verdicts(runs, baseline="scratch", controls=["random init"])
+    assert v["verdict"].tolist() == ["baseline", "negative transfer", "no clear difference", "positive transfer",
+                                     "control"]
     assert v.loc["bad", "gain"] == pytest.approx(-0.10)
+    c = tl.compare_arms(runs, "good", "scratch")
+    assert (v.loc["good", "low"], v.loc["good", "high"]) == pytest.approx((c.low, c.high))
 
 
 # --- the ImageNet source: torchvision's weights, else the offline EfficientNet, never a fake -----

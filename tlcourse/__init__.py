@@ -20,6 +20,7 @@ from .loaders import *  # noqa: F403
 from .offline import *  # noqa: F403
 from .provenance import *  # noqa: F403
 from .data import *  # noqa: F403
+from .splits import *  # noqa: F403
 from .plots import *  # noqa: F403
 from .session import *  # noqa: F403
 from .models import *  # noqa: F403

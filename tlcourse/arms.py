@@ -25,7 +25,8 @@ import torch
 from torch import nn
 
 from .config import Profile, seed_everything
-from .data import dataset_tensors, load_dataset, per_class_subset
+from .data import dataset_tensors, load_dataset
+from .splits import per_class_subset
 from .freezing import freeze, trainable_parameters
 from .imagenet_arm import run_imagenet_arm
 from .loaders import DeviceLoader, flip_and_crop

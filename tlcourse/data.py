@@ -55,7 +55,6 @@ __all__ = [
     "DataUnreadableError",
     "load_dataset",
     "dataset_tensors",
-    "per_class_subset",
 ]
 
 
@@ -328,35 +327,3 @@ def dataset_tensors(ds: Any, *, limit: int | None = None, seed: int = 0) -> tupl
         keep = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:limit]
         images, labels = images[keep], labels[keep]
     return images.contiguous(), labels
-
-
-def per_class_subset(labels: torch.Tensor, k: int, *, seed: int = 0) -> torch.Tensor:
-    """Indices of exactly ``k`` examples of every class, drawn at random (seeded).
-
-    This is a *label budget*: "100 labels per class" means ``k=100``.
-
-    Args:
-        labels: int64 ``(N,)`` class of each example.
-        k: examples per class.
-        seed: which ``k`` are drawn.
-
-    Returns:
-        sorted int64 indices, ``k * num_classes`` of them.
-
-    Example:
-        >>> per_class_subset(torch.tensor([0, 1, 0, 1, 0, 1]), 2, seed=0).numel()
-        4
-    """
-    labels = torch.as_tensor(labels)
-    if k < 1:
-        raise ValueError(f"k must be at least 1 example per class; got {k}")
-    g = torch.Generator().manual_seed(seed)
-    chosen = []
-    for c in torch.unique(labels).tolist():
-        idx = torch.nonzero(labels == c).flatten()
-        if idx.numel() < k:
-            raise ValueError(f"Class {c} has only {idx.numel()} examples; cannot take {k} per class. "
-                             f"Use a smaller budget or a bigger profile.")
-        chosen.append(idx[torch.randperm(idx.numel(), generator=g)[:k]])
-    return torch.cat(chosen).sort().values
-

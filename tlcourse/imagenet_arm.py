@@ -37,7 +37,7 @@ from torch import nn
 from torchvision.models import ResNet
 
 from .config import Profile, seed_everything
-from .data import per_class_subset
+from .splits import per_class_subset
 from .freezing import param_groups
 from .loaders import flip_and_crop
 from .models import replace_head

@@ -10,8 +10,8 @@ target data* and predicts how well it will transfer, without training it:
   and noise precisions set to maximise that evidence.
 
 ``probe_on_features`` measures the actual linear-probe accuracy; ``rank_correlation`` asks
-whether scores rank the sources as their accuracies do; ``transfer_verdicts`` flags negative
-transfer against a scratch baseline. The candidates' features and logits come from
+whether scores rank the sources as their accuracies do; ``transfer_verdicts`` compares each
+source with a scratch baseline by the course's one rule (``compare_arms``). The candidates' features and logits come from
 ``extract_features``, and a real ImageNet candidate from ``imagenet_source`` (both in
 ``tlcourse.pretrained``).
 
@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
+
+from .comparison import compare_arms
 
 __all__ = [
     "leep",
@@ -253,31 +256,39 @@ def rank_correlation(scores: Sequence[float], accuracies: Sequence[float]) -> di
     return {"spearman": float(rho), "spearman_p": float(rho_p), "kendall": float(tau), "kendall_p": float(tau_p)}
 
 
-def transfer_verdicts(table: pd.DataFrame, *, baseline: str) -> pd.DataFrame:
-    """Compare every row of a ``summarise_runs`` table with the ``baseline`` row (training from scratch).
+def transfer_verdicts(runs: pd.DataFrame | Sequence[Mapping[str, Any]], *, baseline: str, by: str = "method",
+                      value: str = "accuracy", controls: Sequence[str] = ()) -> pd.DataFrame:
+    """Each source against the ``baseline`` (the target trained from scratch), by the course's one comparison.
 
-    Adds ``gain`` (difference of the means) and ``verdict``: "negative transfer" when the
-    source is worse than the baseline by more than the larger of the two seed-to-seed
-    spreads, "positive transfer" when better by more than that, else "no clear difference".
+    Every method in ``runs`` is compared with ``baseline`` over paired seeds
+    (``compare_arms``: the mean difference and its 95% paired t interval). The verdict is
+    "positive transfer" when the interval lies above zero, "negative transfer" when it lies
+    below, else "no clear difference". A method named in ``controls`` (say, the same
+    network randomly initialised) transfers nothing, so it is a "control", never negative
+    transfer. Compare only runs trained the same way (the same protocol): a frozen probe
+    against a fully trained baseline measures the protocol, not the source.
+
+    Returns:
+        one row per method, in order of appearance: ``mean``, ``gain`` (mean difference),
+        ``low``, ``high`` (the interval), ``verdict``.
 
     Example:
-        >>> t = pd.DataFrame({"mean": [0.5, 0.3, 0.52], "std": [0.01, 0.01, 0.05]}, index=["scratch", "a", "b"])
-        >>> transfer_verdicts(t, baseline="scratch")["verdict"].tolist()
-        ['baseline', 'negative transfer', 'no clear difference']
+        >>> runs = [{"method": m, "seed": s, "accuracy": v} for m, vals in
+        ...         {"scratch": [.70, .72, .71], "bad": [.60, .61, .62], "good": [.80, .81, .83]}.items()
+        ...         for s, v in enumerate(vals)]
+        >>> transfer_verdicts(runs, baseline="scratch")["verdict"].tolist()
+        ['baseline', 'negative transfer', 'positive transfer']
     """
-    base_mean, base_std = table.loc[baseline, "mean"], table.loc[baseline, "std"]
-    out = table.copy()
-    out["gain"] = out["mean"] - base_mean
-    verdicts = []
-    for name, row in out.iterrows():
-        spread = max(0.0 if pd.isna(v) else float(v) for v in (row["std"], base_std))
+    df = pd.DataFrame(list(runs) if not isinstance(runs, pd.DataFrame) else runs)
+    rows = {}
+    for name in dict.fromkeys(df[by]):
+        mean = float(df.loc[df[by] == name, value].mean())
         if name == baseline:
-            verdicts.append("baseline")
-        elif row["gain"] < -spread:
-            verdicts.append("negative transfer")
-        elif row["gain"] > spread:
-            verdicts.append("positive transfer")
-        else:
-            verdicts.append("no clear difference")
-    out["verdict"] = verdicts
-    return out
+            rows[name] = {"mean": mean, "gain": 0.0, "low": math.nan, "high": math.nan, "verdict": "baseline"}
+            continue
+        c = compare_arms(df, name, baseline, by=by, value=value)
+        verdict = ("control" if name in controls else
+                   {"higher": "positive transfer", "lower": "negative transfer"}.get(c.verdict, "no clear difference"))
+        rows[name] = {"mean": mean, "gain": c.mean_difference, "low": math.nan if c.low is None else c.low,
+                      "high": math.nan if c.high is None else c.high, "verdict": verdict}
+    return pd.DataFrame.from_dict(rows, orient="index")
