@@ -112,6 +112,23 @@ def test_resume_continues_at_the_saved_epoch_and_matches_an_uninterrupted_run(tm
     assert torch.equal(done_model.fc2.weight, full_model.fc2.weight)
 
 
+def test_resume_reads_the_checkpoint_once_and_refuses_one_of_more_epochs(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "run.pt"
+    _run(2, checkpoint=path)
+    reads: list[Path] = []
+    real_read = tl.checkpoints._read
+    monkeypatch.setattr(tl.checkpoints, "_read", lambda p, *a: reads.append(p) or real_read(p, *a))
+    _run(2, checkpoint=path, resume=True)
+    assert len(reads) == 1, f"fit read the checkpoint {len(reads)} times to resume"
+    model = tl.LeNet()
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(ValueError, match=r"already holds 2 epochs, more than epochs=1; nothing was loaded"):
+        tl.fit(model, [], [], torch.optim.SGD(model.parameters(), lr=0.1), epochs=1, device=CPU, checkpoint=path,
+               resume=True, progress=False)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
 def test_resume_without_a_file_starts_afresh_and_without_a_path_is_an_error(tmp_path: Path) -> None:
     _, history = _run(1, checkpoint=tmp_path / "new.pt", resume=True)
     assert history.epochs == 1 and (tmp_path / "new.pt").is_file()

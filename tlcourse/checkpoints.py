@@ -285,6 +285,7 @@ def load_checkpoint(
     model: nn.Module,
     optimizer: torch.optim.Optimizer | None = None,
     map_location: str | torch.device = "cpu",
+    max_epoch: int | None = None,
 ) -> dict[str, Any]:
     """Load a checkpoint written by ``save_checkpoint`` into ``model`` (and ``optimizer``).
 
@@ -298,9 +299,12 @@ def load_checkpoint(
         model: receives the saved weights (same architecture required).
         optimizer: receives the saved optimizer state (same optimizer type and groups required).
         map_location: where tensors are loaded before being copied into the model.
+        max_epoch: refuse (``ValueError``, nothing loaded) a checkpoint of more epochs than this
+            (``fit`` continuing a run of ``epochs`` epochs).
 
     Raises:
         FileNotFoundError: no file at ``path``.
+        ValueError: the checkpoint holds more than ``max_epoch`` epochs.
         CheckpointError: the file is damaged, not a tlcourse checkpoint, or for another model or optimizer.
 
     Example:
@@ -311,6 +315,13 @@ def load_checkpoint(
     """
     path = Path(path)
     state = _read(path, map_location)
+    if max_epoch is not None and state["epoch"] > max_epoch:
+        done = state["epoch"]
+        raise ValueError(
+            f"{path} already holds {done} epochs, more than epochs={max_epoch}; nothing was loaded or trained. "
+            f"Pass epochs>={done} to continue it (epochs={done} returns its history), or another checkpoint "
+            f"path to train afresh."
+        )
     problems = _model_problems(state["model"], model)
     if problems:
         raise CheckpointError(

@@ -32,7 +32,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import plots
-from .checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
+from .checkpoints import load_checkpoint, save_checkpoint
 from .freezing import keep_frozen_bn_eval
 
 __all__ = ["History", "train_one_epoch", "evaluate", "fit"]
@@ -224,15 +224,8 @@ def fit(
     history, start = History(), 0
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=<path>")
-    if resume and Path(checkpoint).exists():
-        done = read_checkpoint(checkpoint)["epoch"]
-        if done > epochs:
-            raise ValueError(
-                f"{checkpoint} already holds {done} epochs, more than epochs={epochs}; nothing was loaded or trained. "
-                f"Pass epochs>={done} to continue it (epochs={done} returns its history), or another checkpoint "
-                f"path to train afresh."
-            )
-        state = load_checkpoint(checkpoint, model=model, optimizer=optimizer)
+    if resume and Path(checkpoint).exists():  # read once: checked, then loaded
+        state = load_checkpoint(checkpoint, model=model, optimizer=optimizer, max_epoch=epochs)
         history, start = History.from_dict(state["history"] or {}), state["epoch"]
         extra = state["extra"]
         if scheduler is not None and "scheduler" in extra:
