@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import tlcourse as tl
-from tests.record_notebook_outputs import MARKER, REFERENCE, SETTING, is_marked  # one definition each
+from tests.record_notebook_outputs import MARKER, REFERENCE, SETTING, is_marked, warnings_in  # one definition each
 
 
 @pytest.fixture(autouse=True)
@@ -56,3 +56,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 f"run `make outputs` and review the diff of tests/{REFERENCE.name}")
         item.cell.outputs = [nbformat.from_dict(o) for o in outputs]
         item.cell.execution_count = 1  # nbval compares only cells that were run
+
+
+# A warning printed by a notebook cell (pandas' FutureWarning, a deprecation) shows on the
+# website under the cell. nbval runs every cell anyway: fail the cell that printed one.
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    result = yield
+    if type(item).__name__ == "IPyNbCell":
+        found = warnings_in(getattr(item, "test_outputs", None) or [])
+        if found:
+            pytest.fail(f"{Path(str(item.fspath)).name}, cell {item.cell.id}, printed a warning "
+                        f"(it would show on the website):\n" + "\n".join(found), pytrace=False)
+    return result

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -32,6 +33,16 @@ SETTING = {"TLCOURSE_PROFILE": "quick", "TLCOURSE_STANDIN": "cifar10", "TLCOURSE
 def is_marked(cell: dict) -> bool:
     """Whether ``cell`` (a notebook cell, as nbformat or JSON gives it) is tagged MARKER."""
     return cell.get("cell_type") == "code" and MARKER in cell.get("metadata", {}).get("tags", [])
+
+
+# How a warning shows in a cell's output: "<ipython-input>:3: FutureWarning: ...".
+WARNING_LINE = re.compile(r"\b[A-Z]\w*Warning\b:")
+
+
+def warnings_in(outputs: list) -> list[str]:
+    """The lines of ``outputs`` (one cell's, as nbformat or JSON gives them) that report a warning."""
+    texts = [o.get("text", "") for o in outputs if o.get("output_type") == "stream"]
+    return [line for text in texts for line in "".join(text).splitlines() if WARNING_LINE.search(line)]
 
 
 def marked_outputs(path: Path) -> dict[str, list[dict]]:

@@ -114,6 +114,25 @@ def test_book_builds_and_renders_every_page(built_book: Path) -> None:
     assert "tlcourse-exercise" in setup  # exercise prompts styled as exercises
 
 
+def executed_warnings(executed: Path) -> list[str]:
+    """Every warning printed by a cell of the notebooks the book build executed (in ``executed``)."""
+    from tests.record_notebook_outputs import warnings_in
+
+    return [f"{nb.name}, cell {cell.get('id')}: {line}"
+            for nb in sorted(executed.glob("*.ipynb"))
+            for cell in json.loads(nb.read_text())["cells"] if cell["cell_type"] == "code"
+            for line in warnings_in(cell.get("outputs", []))]
+
+
+def test_no_page_shows_a_warning(built_book: Path) -> None:
+    """A cell's warning (pandas' FutureWarning, a deprecation) would show on the page under the cell."""
+    executed = built_book.parent / "jupyter_execute" / "notebooks"
+    chapters = sorted(p.name for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert sorted(p.name for p in executed.glob("*.ipynb")) == chapters, "the build keeps each executed chapter"
+    found = executed_warnings(executed)
+    assert not found, "cells that print a warning:\n" + "\n".join(found)
+
+
 def test_solutions_hidden_on_page_present_in_notebook(built_book: Path) -> None:
     for nb_path in sorted((REPO / "notebooks").glob("*.ipynb")):
         cells = json.loads(nb_path.read_text())["cells"]
