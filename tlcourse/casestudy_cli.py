@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--budgets: {too_big} per class is more than the training data has (the smallest class "
                          f"has {most} images in profile {profile.name}); use at most {most}, or 'all'")
         ensure_writable(out, what="the results", env=None if args.out is not None else RESULTS_ENV)
-        remove_stale_temporaries(path)  # source_model checks its own folder before it trains
+        remove_stale_temporaries(path)  # train_source checks its own folder before it trains
         print(f"case study: profile {profile.name}, device {device}, data {dataset_title('mnist')} -> "
               f"{dataset_title('cifar10')}, output {out}")
         results = run_case_study(profile, device, budgets=budgets, seeds=seeds, arms=arms,

@@ -276,7 +276,7 @@ def set_session_profile(*, profile: str | Profile | None) -> Profile | None:
     """Make ``profile`` the default of every later ``get_profile()`` in this Python session.
 
     ``tl.start(profile=...)`` calls it, so the profile a notebook starts with is the one its
-    helpers (``load_dataset``, ``pretrained_lenet``, ...) use. It outranks ``TLCOURSE_PROFILE``;
+    helpers (``load_dataset``, ``train_source``, ...) use. It outranks ``TLCOURSE_PROFILE``;
     ``None`` forgets it, and ``get_profile()`` reads the environment again. Child processes
     (``python -m tlcourse ...``) do not inherit it: they follow ``TLCOURSE_PROFILE``.
 
