@@ -240,7 +240,7 @@ def test_the_quick_profile_sources_learn_on_the_real_sample(real_env: Path, tmp_
     monkeypatch.setenv(tl.CHECKPOINTS_ENV, str(tmp_path / "checkpoints"))
     quick = tl.get_profile("quick")
     padded = tl.train_source("mnist", profile=quick, in_channels=3, image_size=32)  # the case study's
-    raw = tl.train_source("mnist", profile=quick, cache=False)  # chapters 1, 2, 6-8
+    raw = tl.train_source("mnist", profile=quick, cache=False)  # chapters 1, 2, 6-9
     assert tl.data_source("mnist").kind == "real-sample"
     assert padded.test_accuracy >= 0.90, f"3x32 source: {padded.test_accuracy:.1%}"
     assert raw.test_accuracy >= 0.90, f"1x28 source: {raw.test_accuracy:.1%}"

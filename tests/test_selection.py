@@ -95,7 +95,7 @@ def test_logme_fit_finds_the_maximum_evidence(n: int, d: int) -> None:
 def test_logme_with_more_features_than_examples_stays_finite() -> None:
     # 50 labelled images, 512 features that separate the classes almost perfectly (a ResNet
     # source on an easy target): the labels are fitted almost exactly, the noise precision β
-    # grows without bound, and N − γ used to round to 0 (a ZeroDivisionError in chapter 8).
+    # grows without bound, and N − γ used to round to 0 (a ZeroDivisionError in chapter 9, then 8).
     g = torch.Generator().manual_seed(0)
     labels = torch.arange(50) % 10
     features = 10 * F.one_hot(labels, 512).float() + 0.01 * torch.randn(50, 512, generator=g)
@@ -327,7 +327,7 @@ def test_features_of_the_real_network_feed_leep_and_logme(offline_imagenet: tl.P
 
 
 def test_the_untrained_twin_is_the_same_network_with_random_weights(offline_imagenet: tl.PretrainedSource) -> None:
-    """Chapter 8's "no pretraining" reference: same architecture, head and inputs; weights random, seeded."""
+    """Chapter 9's "no pretraining" reference: same architecture, head and inputs; weights random, seeded."""
     src = offline_imagenet
     assert src.architecture == "efficientnet_lite0"
     twin, again = src.untrained(seed=1), src.untrained(seed=1)

@@ -134,27 +134,27 @@ def test_chapter_6_prints_no_law_from_a_few_seeds() -> None:
     assert "len(seeds)" in conclusion and "not a rule" in conclusion
 
 
-def test_chapter_7_permutes_the_columns_of_the_next_layer() -> None:
+def test_chapter_8_permutes_the_columns_of_the_next_layer() -> None:
     """Permuting a layer's hidden units permutes the rows of its weight and the next layer's columns."""
-    text = _markdown(REPO / "notebooks" / "07_fusing.ipynb")
+    text = _markdown(REPO / "notebooks" / "08_fusing.ipynb")
     assert "rows of the next layer" not in text
     assert "columns of the next layer's weight matrix" in text
 
 
 def _judging_functions() -> dict:
-    """Chapter 8's judging cell, its functions and constants only, run on no data."""
-    (cell,) = [c for c in _cells(REPO / "notebooks" / "08_choosing_source.ipynb")
+    """Chapter 9's judging cell, its functions and constants only, run on no data."""
+    (cell,) = [c for c in _cells(REPO / "notebooks" / "09_choosing_source.ipynb")
                if c["cell_type"] == "code" and "def judged(" in _source(c)]
     tree = ast.parse(_source(cell))
     keep = [n for n in tree.body if isinstance(n, ast.FunctionDef)
             or (isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant))]
     namespace = {"tl": tl, "pd": pd, "SCRATCH": "LeNet · random init"}
-    code = compile(ast.Module(body=keep, type_ignores=[]), "08_choosing_source", "exec")
+    code = compile(ast.Module(body=keep, type_ignores=[]), "09_choosing_source", "exec")
     exec(code, namespace)  # noqa: S102 (the repository's own notebook code)
     return namespace
 
 
-def test_chapter_8_calls_negative_transfer_only_like_for_like() -> None:
+def test_chapter_9_calls_negative_transfer_only_like_for_like() -> None:
     """A random network is a control, never a source; a frozen probe is not judged against scratch."""
     runs = [  # candidate: (linear probe, fine-tuned) for two seeds
         ("LeNet · MNIST", (0.50, 0.70), (0.52, 0.71)),
@@ -179,12 +179,12 @@ def test_chapter_8_calls_negative_transfer_only_like_for_like() -> None:
     assert "Net · ImageNet" not in tuned, "not fine-tuned, so not judged fine-tuned"
 
 
-def test_chapter_8_fills_no_gaps_that_pandas_warns_about() -> None:
+def test_chapter_9_fills_no_gaps_that_pandas_warns_about() -> None:
     """A text fill on numeric columns warns (pandas 3.1: "'str' is not supported as a fill value").
 
     The chapter builds its table of strings instead, with "not run" written in; the warning
     itself is caught where the notebooks run (conftest.py for nbval, test_book.py for the site).
     """
-    source = "\n".join(_source(c) for c in _cells(REPO / "notebooks" / "08_choosing_source.ipynb")
+    source = "\n".join(_source(c) for c in _cells(REPO / "notebooks" / "09_choosing_source.ipynb")
                        if c["cell_type"] == "code")
     assert ".fillna(" not in source.replace(".fillna(0)", ""), "build the table of strings instead"

@@ -1,4 +1,4 @@
-"""Regularising towards the source: L2-SP, weight decay towards the source's weights instead of zero.
+"""Chapter 7, regularising towards the source: L2-SP, weight decay towards the source's weights, not zero.
 
 Li, Grandvalet & Davoine (2018): the fine-tuned network pays ``alpha/2 * ||w - w0||^2``
 for the weights it took from the source (``w0``, a ``parameter_snapshot``) and
