@@ -14,6 +14,7 @@ from .checks import *  # noqa: F403
 from .answer_checks import *  # noqa: F403
 from .function_checks import *  # noqa: F403
 from .config import *  # noqa: F403
+from .envvars import *  # noqa: F403
 from .files import *  # noqa: F403
 from .images import *  # noqa: F403
 from .loaders import *  # noqa: F403

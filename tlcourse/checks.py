@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import env_choice
+from .envvars import env_choice
 
 __all__ = [
     "CHECKS_ENV",

@@ -31,7 +31,8 @@ from pathlib import Path
 
 from torchvision import datasets
 
-from .config import Profile, env_flag, env_selection, get_profile
+from .config import Profile, get_profile
+from .envvars import env_flag, env_selection
 from .datafiles import idx_shape
 from .names import unknown_choice
 from . import offline
