@@ -40,6 +40,7 @@ from .comparison import *  # noqa: F403
 from .adapt import *  # noqa: F403
 from .regularise import *  # noqa: F403
 from .fusion import *  # noqa: F403
+from .soups import *  # noqa: F403
 from .selection import *  # noqa: F403
 from .efficientnet import *  # noqa: F403
 from .pretrained import *  # noqa: F403

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checkpoint_fit import model_problems, optimizer_problems
 from .files import atomic_write, remove_stale_temporaries
 
 if TYPE_CHECKING:
@@ -48,8 +49,6 @@ _SAFE_LEAVES = (str, bytes, bytearray, int, float, bool, complex, type(None),
                 torch.Size, torch.dtype, torch.device, torch.Tensor, nn.Parameter)
 _SAFE_DICTS = (dict, collections.OrderedDict, collections.Counter)  # MultiStepLR keeps a Counter
 _SAFE_SEQUENCES = (list, tuple, set)
-# Optimizer buffers that have their parameter's shape (SGD, Adam(W), RMSprop, Adagrad, NAdam, RAdam).
-_PARAM_SHAPED = {"momentum_buffer", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum"}
 
 
 class CheckpointError(RuntimeError):
@@ -227,58 +226,6 @@ def read_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     return {"epoch": state["epoch"], "history": state["history"], "extra": state["extra"]}
 
 
-def _listed(names: list[str], limit: int = 8) -> str:
-    """``a, b, c`` or ``a, b, ... and 5 more``."""
-    more = f" and {len(names) - limit} more" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
-
-
-def _model_problems(saved: dict[str, Any], model: nn.Module) -> list[str]:
-    """How the saved weights differ from ``model``'s: missing, unexpected and differently shaped keys."""
-    mine = model.state_dict()
-    missing = [k for k in mine if k not in saved]
-    unexpected = [k for k in saved if k not in mine]
-    shapes = [f"{k} (file {tuple(saved[k].shape)}, model {tuple(v.shape)})" for k, v in mine.items()
-              if isinstance(v, torch.Tensor) and isinstance(saved.get(k), torch.Tensor) and saved[k].shape != v.shape]
-    found = [("missing from the file", missing), ("unexpected in the file", unexpected), ("other shapes", shapes)]
-    return [f"{what}: {_listed(keys)}" for what, keys in found if keys]
-
-
-def _optimizer_problems(saved: dict[str, Any], saved_type: str | None, optimizer: torch.optim.Optimizer,
-                        model: nn.Module) -> list[str]:
-    """How the saved optimizer state differs from ``optimizer``: its type, groups, or per-parameter buffers."""
-    mine = type(optimizer).__name__
-    if saved_type is not None and saved_type != mine:
-        return [f"the file holds {saved_type} state, this is {mine}"]
-    groups, state = saved.get("param_groups", []), saved.get("state", {})
-    if len(groups) != len(optimizer.param_groups):
-        return [f"parameter groups: {len(groups)} in the file, {len(optimizer.param_groups)} here"]
-    problems, params = [], {}
-    for i, (group, here) in enumerate(zip(groups, optimizer.param_groups)):
-        if len(group["params"]) != len(here["params"]):
-            problems.append(f"group {i}'s parameters: {len(group['params'])} in the file, {len(here['params'])} here")
-        unused = sorted(set(group) - set(here))
-        if saved_type is None and unused:  # a file saved before the type was recorded
-            problems.append(f"group {i} has settings {unused} that {mine} does not use (another optimizer type)")
-        params.update(zip(group["params"], here["params"]))
-    if problems:
-        return problems
-    names = {id(p): n for n, p in model.named_parameters()}
-    for index, buffers in state.items():
-        if index not in params:
-            problems.append(f"state for parameter {index}, which no group lists")
-            continue
-        param = params[index]
-        name = names.get(id(param), f"parameter {index}")
-        current = optimizer.state.get(param)
-        if current and set(current) != set(buffers):
-            problems.append(f"{name} has buffers {sorted(buffers)} in the file, {sorted(current)} here")
-        problems += [f"{key} of {name} (file {tuple(v.shape)}, parameter {tuple(param.shape)})"
-                     for key, v in buffers.items()
-                     if key in _PARAM_SHAPED and isinstance(v, torch.Tensor) and v.shape != param.shape]
-    return problems
-
-
 def load_checkpoint(
     path: str | os.PathLike,
     *,
@@ -322,7 +269,7 @@ def load_checkpoint(
             f"Pass epochs>={done} to continue it (epochs={done} returns its history), or another checkpoint "
             f"path to train afresh."
         )
-    problems = _model_problems(state["model"], model)
+    problems = model_problems(state["model"], model)
     if problems:
         raise CheckpointError(
             f"Checkpoint {path} does not fit this model ({type(model).__name__}): {'; '.join(problems)}. Nothing was "
@@ -333,7 +280,7 @@ def load_checkpoint(
             problems = ["the file holds no optimizer state (saved without optimizer=); pass optimizer=None to load "
                         "only the weights"]
         else:
-            problems = _optimizer_problems(state["optimizer"], state.get("optimizer_type"), optimizer, model)
+            problems = optimizer_problems(state["optimizer"], state.get("optimizer_type"), optimizer, model)
         if problems:
             raise CheckpointError(
                 f"Checkpoint {path} does not fit this optimizer ({type(optimizer).__name__}): {'; '.join(problems)}. "
