@@ -223,3 +223,15 @@ def test_parameter_snapshot_and_unfreezing_stages_refuse_a_typo_and_change_nothi
     with pytest.raises(tl.UnknownNameError, match="fcc2"):
         next(stages)
     assert all(p.requires_grad for p in model.parameters())  # the typo froze nothing
+
+
+def test_distance_from_the_anchor_is_the_relative_norm_of_the_change() -> None:
+    model = tl.LeNet()
+    anchor = tl.parameter_snapshot(model, exclude="fc2")
+    with torch.no_grad():
+        model.conv1.weight.mul_(2.0)  # conv1.weight moves by its own size
+        model.fc2.weight.add_(5.0)  # not in the anchor: does not count
+    size = torch.sqrt(sum(w.pow(2).sum() for w in anchor.values()))
+    assert tl.distance_from(model, anchor) == pytest.approx((anchor["conv1.weight"].norm() / size).item())
+    with pytest.raises(ValueError, match="no parameter 'bn1.weight' of the anchor"):
+        tl.distance_from(tl.LeNet(), tl.parameter_snapshot(tl.LeNetBN()))

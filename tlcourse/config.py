@@ -111,6 +111,7 @@ PROFILES: dict[str, Profile] = {
 
 _session_profile: Profile | None = None  # set by start(profile=...): every later get_profile()'s default
 
+
 def _lookup(name: str, *, where: str) -> Profile:
     """The registered profile called ``name`` (any case); an unknown name raises, naming the valid ones."""
     key = name.strip().lower()

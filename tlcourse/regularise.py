@@ -22,7 +22,7 @@ from torch import nn
 
 from .names import Names, as_names, check_names, matches
 
-__all__ = ["parameter_snapshot", "l2sp_penalty", "l2sp_loss"]
+__all__ = ["parameter_snapshot", "distance_from", "l2sp_penalty", "l2sp_loss"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -40,6 +40,32 @@ def parameter_snapshot(model: nn.Module, *, exclude: Names = ()) -> dict[str, to
                        what="parameter_snapshot: exclude")
     return {n: p.detach().clone() for n, p in model.named_parameters()
             if not matches(n, skip)}
+
+
+def distance_from(model: nn.Module, anchor: Mapping[str, torch.Tensor]) -> float:
+    """How far ``model``'s weights have moved from ``anchor``: ``‖w − w⁰‖ / ‖w⁰‖`` over the anchor's tensors.
+
+    0 means they are where they started; 1 means they moved as far as their own size.
+
+    Raises:
+        ValueError: an anchor name the model has no parameter of.
+
+    Example:
+        >>> m = tl.LeNet(); anchor = parameter_snapshot(m, exclude="fc2")
+        >>> distance_from(m, anchor)
+        0.0
+        >>> with torch.no_grad(): _ = m.conv1.weight.mul_(2.0)
+        >>> 0 < distance_from(m, anchor) < 1
+        True
+    """
+    params = dict(model.named_parameters())
+    missing = [name for name in anchor if name not in params]
+    if missing:
+        raise ValueError(f"the model has no parameter {missing[0]!r} of the anchor; take the anchor of this model "
+                         f"(parameter_snapshot)")
+    moved = sum((params[name].detach() - w).pow(2).sum() for name, w in anchor.items())
+    size = sum(w.pow(2).sum() for w in anchor.values())
+    return float(moved.sqrt() / size.sqrt())
 
 
 def l2sp_penalty(model: nn.Module, anchor: Mapping[str, torch.Tensor], *, alpha: float,
