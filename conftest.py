@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -59,13 +60,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # A warning printed by a notebook cell (pandas' FutureWarning, a deprecation) shows on the
-# website under the cell. nbval runs every cell anyway: fail the cell that printed one.
+# website under the cell, and a check that says "Correct" in an untouched notebook would tell
+# a learner who ran everything that an exercise they never did is done. nbval runs every cell
+# anyway: fail the cell that printed either.
+_CORRECT = re.compile(r"Exercise \d+\.\d+: Correct")
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     result = yield
     if type(item).__name__ == "IPyNbCell":
-        found = warnings_in(getattr(item, "test_outputs", None) or [])
+        outputs = getattr(item, "test_outputs", None) or []
+        found = warnings_in(outputs)
         if found:
             pytest.fail(f"{Path(str(item.fspath)).name}, cell {item.cell.id}, printed a warning "
                         f"(it would show on the website):\n" + "\n".join(found), pytrace=False)
+        if any(_CORRECT.search(json.dumps(o)) for o in outputs):
+            pytest.fail(f"{Path(str(item.fspath)).name}, cell {item.cell.id}, says an exercise is correct in a "
+                        "notebook nobody answered", pytrace=False)
     return result

@@ -10,9 +10,6 @@ Each submodule holds one concern and lists its public names in ``__all__``; they
 re-exported here so ``tl.<name>`` works for all of them.
 """
 
-from .checks import *  # noqa: F403
-from .answer_checks import *  # noqa: F403
-from .function_checks import *  # noqa: F403
 from .config import *  # noqa: F403
 from .envvars import *  # noqa: F403
 from .files import *  # noqa: F403
@@ -45,5 +42,6 @@ from .selection import *  # noqa: F403
 from .efficientnet import *  # noqa: F403
 from .pretrained import *  # noqa: F403
 from .imagenet_arm import *  # noqa: F403
+from .exercises import *  # noqa: F403
 
 __version__ = "0.1.0"

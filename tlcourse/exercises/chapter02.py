@@ -1,12 +1,12 @@
 """Checks of chapter 2's exercises: the learner's own functions, run against the reference on test cases.
 
-``check_cross_entropy`` and ``check_binary_cross_entropy`` compare a hand-written loss
-with PyTorch's on several inputs (large logits included); ``check_interpolation`` a
+``judge_cross_entropy`` and ``judge_binary_cross_entropy`` compare a hand-written loss
+with PyTorch's on several inputs (large logits included); ``judge_interpolation`` a
 hand-written weight interpolation. Each recognises the usual mistakes (a sum instead of
 a mean, a forgotten log-softmax, a reversed λ) and names them in the hint.
 
 Example:
-    >>> check_cross_entropy(None).passed is None  # unanswered
+    >>> judge_cross_entropy(lambda z, y: F.cross_entropy(z, y)).passed
     True
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .checks import _UNANSWERED, CheckResult, _few, check_result
+from .compare import Verdict, few as _few
 
-__all__ = ["check_cross_entropy", "check_binary_cross_entropy", "check_interpolation"]
+__all__: list[str] = []  # judges are registered by exercise number (tlcourse.exercises)
 
 
 # --- Chapter 2: losses written by hand, weight interpolation ---
@@ -65,8 +65,7 @@ def _ce_cases() -> list[tuple[torch.Tensor, torch.Tensor]]:
     return cases
 
 
-def check_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], Any] | None, *,
-                        exercise: str = "2.2") -> CheckResult:
+def judge_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], Any] | None) -> Verdict:
     """Check a hand-written multi-class cross-entropy ``fn(logits, targets)`` against ``F.cross_entropy``.
 
     ``logits`` is ``(N, C)`` float, ``targets`` ``(N,)`` class indices; the answer must be
@@ -77,16 +76,13 @@ def check_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], Any] | None, 
 
     Args:
         fn: the learner's function; ``None`` if unanswered.
-        exercise: the exercise's number.
 
     Example:
-        >>> check_cross_entropy(lambda z, y: F.cross_entropy(z, y)).passed
+        >>> judge_cross_entropy(lambda z, y: F.cross_entropy(z, y)).passed
         True
     """
-    if fn is None:
-        return check_result(exercise, None, _UNANSWERED)
     if not callable(fn):
-        return check_result(exercise, False, f"Expected a function fn(logits, targets), got {type(fn).__name__}.")
+        return Verdict(False, f"Expected a function fn(logits, targets), got {type(fn).__name__}.")
     cases = _ce_cases()
     for i, (z, y) in enumerate(cases):
         n, c = z.shape
@@ -94,17 +90,17 @@ def check_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], Any] | None, 
         if err is None:
             val, err = _scalar(out, (n,), "example")
         if err is not None:
-            return check_result(exercise, False, err)
+            return Verdict(False, err)
         zd, onehot = z.double(), F.one_hot(y, c).double()  # (N, C), (N, C)
         ref = float(F.cross_entropy(zd, y))
         if _close(val, ref, atol=1e-4):
             continue
         if i == len(cases) - 1:  # only the large logits fail
             if not math.isfinite(val):
-                return check_result(exercise, False, f"Right for ordinary logits, but for logits near 1000 you get "
+                return Verdict(False, f"Right for ordinary logits, but for logits near 1000 you get "
                                                      f"{val}: exp() overflows. Use the identity log Σ exp(z) = m + "
                                                      "log Σ exp(z − m), with m the largest logit of the row.")
-            return check_result(exercise, False, f"Right for ordinary logits, but for logits near 1000 you get "
+            return Verdict(False, f"Right for ordinary logits, but for logits near 1000 you get "
                                                  f"{val:.4f} instead of {ref:.4f}: precision is lost somewhere.")
         mistakes = [
             (ref * n, "That is the sum over the batch; cross-entropy (like F.cross_entropy) is the mean: divide by N."),
@@ -129,10 +125,10 @@ def check_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], Any] | None, 
         ]
         for value, hint in mistakes:
             if _close(val, value):
-                return check_result(exercise, False, hint)
-        return check_result(exercise, False, f"On a batch of {n} examples with {c} classes your function gives "
+                return Verdict(False, hint)
+        return Verdict(False, f"On a batch of {n} examples with {c} classes your function gives "
                                              f"{val:.4f}, but the cross-entropy is {ref:.4f}.")
-    return check_result(exercise, True, f"Well done: your cross-entropy matches F.cross_entropy on {len(cases)} "
+    return Verdict(True, f"Well done: your cross-entropy matches F.cross_entropy on {len(cases)} "
                                         "batches, logits near 1000 included.")
 
 
@@ -146,8 +142,7 @@ def _bce_cases() -> list[tuple[torch.Tensor, torch.Tensor]]:
             (large, torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 1.0]))]
 
 
-def check_binary_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], Any] | None, *,
-                               exercise: str = "2.3") -> CheckResult:
+def judge_binary_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], Any] | None) -> Verdict:
     """Check a hand-written binary cross-entropy on logits ``fn(logits, targets)``.
 
     The reference is ``F.binary_cross_entropy_with_logits``: targets of 0/1 with the
@@ -155,37 +150,34 @@ def check_binary_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], Any] |
 
     Args:
         fn: the learner's function; ``None`` if unanswered.
-        exercise: the exercise's number.
 
     Example:
-        >>> check_binary_cross_entropy(F.binary_cross_entropy_with_logits).passed
+        >>> judge_binary_cross_entropy(F.binary_cross_entropy_with_logits).passed
         True
     """
-    if fn is None:
-        return check_result(exercise, None, _UNANSWERED)
     if not callable(fn):
-        return check_result(exercise, False, f"Expected a function fn(logits, targets), got {type(fn).__name__}.")
+        return Verdict(False, f"Expected a function fn(logits, targets), got {type(fn).__name__}.")
     cases = _bce_cases()
     for i, (z, t) in enumerate(cases):
         out, err = _run(fn, z, t)
         if err is None:
             val, err = _scalar(out, tuple(z.shape), "element")
         if err is not None:
-            return check_result(exercise, False, err)
+            return Verdict(False, err)
         zd, td = z.double(), t.double()
         ref = float(F.binary_cross_entropy_with_logits(zd, td))
         if _close(val, ref, atol=1e-4):
             continue
         if i == len(cases) - 1:
             if not math.isfinite(val):
-                return check_result(exercise, False, f"Right for ordinary logits, but for logits of ±100 you get {val}: "
+                return Verdict(False, f"Right for ordinary logits, but for logits of ±100 you get {val}: "
                                                      "in float32 σ(100) is exactly 1, so log(1 − σ(z)) is −inf. Write "
                                                      "log σ(z) and log(1 − σ(z)) in terms of z, with no exp of a "
                                                      "large positive number.")
-            return check_result(exercise, False, f"Right for ordinary logits, but for logits of ±100 you get "
+            return Verdict(False, f"Right for ordinary logits, but for logits of ±100 you get "
                                                  f"{val:.4f} instead of {ref:.4f}.")
         if math.isnan(val):
-            return check_result(exercise, False, "You get nan: a log of a negative number? Logits are not "
+            return Verdict(False, "You get nan: a log of a negative number? Logits are not "
                                                  "probabilities; pass them through the sigmoid first.")
         n = z.shape[0]
         mistakes = [
@@ -203,11 +195,11 @@ def check_binary_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], Any] |
                              "output is its own yes/no question: use the sigmoid."))
         for value, hint in mistakes:
             if _close(val, value):
-                return check_result(exercise, False, hint)
-        return check_result(exercise, False, f"On logits of shape {tuple(z.shape)} your function gives {val:.4f}, "
+                return Verdict(False, hint)
+        return Verdict(False, f"On logits of shape {tuple(z.shape)} your function gives {val:.4f}, "
                                              f"but the binary cross-entropy is {ref:.4f}. Both terms count: "
                                              "t·log σ(z) and (1 − t)·log(1 − σ(z)).")
-    return check_result(exercise, True, "Well done: your binary cross-entropy matches "
+    return Verdict(True, "Well done: your binary cross-entropy matches "
                                         "F.binary_cross_entropy_with_logits, logits of ±100 included.")
 
 
@@ -219,8 +211,7 @@ def _interp_inputs() -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     return a, b
 
 
-def check_interpolation(fn: Callable[[Mapping, Mapping, float], Any] | None, *,
-                        exercise: str = "2.4") -> CheckResult:
+def judge_interpolation(fn: Callable[[Mapping, Mapping, float], Any] | None) -> Verdict:
     """Check ``fn(sd_a, sd_b, lam)``, which must return ``{k: lam·sd_a[k] + (1 − lam)·sd_b[k]}``.
 
     With ``sd_a = θ_S`` and ``sd_b = θ_T'`` this is the course's ``θ_T = λ·θ_S + (1−λ)·θ_T'``:
@@ -228,56 +219,53 @@ def check_interpolation(fn: Callable[[Mapping, Mapping, float], Any] | None, *,
 
     Args:
         fn: the learner's function; ``None`` if unanswered.
-        exercise: the exercise's number.
 
     Example:
-        >>> check_interpolation(lambda a, b, lam: {k: lam * a[k] + (1 - lam) * b[k] for k in a}).passed
+        >>> judge_interpolation(lambda a, b, lam: {k: lam * a[k] + (1 - lam) * b[k] for k in a}).passed
         True
     """
-    if fn is None:
-        return check_result(exercise, None, _UNANSWERED)
     if not callable(fn):
-        return check_result(exercise, False, f"Expected a function fn(sd_a, sd_b, lam), got {type(fn).__name__}.")
+        return Verdict(False, f"Expected a function fn(sd_a, sd_b, lam), got {type(fn).__name__}.")
     a, b = _interp_inputs()
     for lam in (0.3, 0.0, 1.0, 0.8):
         a_in, b_in = {k: v.clone() for k, v in a.items()}, {k: v.clone() for k, v in b.items()}
         try:
             out = fn(a_in, b_in, lam)
         except Exception as e:  # the learner's code: any error becomes a hint
-            return check_result(exercise, False, f"With lam={lam} your function raised {type(e).__name__}: "
+            return Verdict(False, f"With lam={lam} your function raised {type(e).__name__}: "
                                                  f"{str(e).splitlines()[0][:200] if str(e) else ''}")
         if any(not torch.equal(a_in[k], a[k]) for k in a) or any(not torch.equal(b_in[k], b[k]) for k in b):
-            return check_result(exercise, False, "Your function changed sd_a or sd_b in place: later blends would "
+            return Verdict(False, "Your function changed sd_a or sd_b in place: later blends would "
                                                  "start from damaged weights. Build new tensors.")
         if out is None:
-            return check_result(exercise, False, "Your function returned None: return the new state dict.")
+            return Verdict(False, "Your function returned None: return the new state dict.")
         if not isinstance(out, Mapping):
-            return check_result(exercise, False, f"Return a dict of tensors (a state dict), not {type(out).__name__}.")
+            return Verdict(False, f"Return a dict of tensors (a state dict), not {type(out).__name__}.")
         if set(out) != set(a):
             missing, extra = sorted(set(a) - set(out)), sorted(set(out) - set(a))
-            return check_result(exercise, False, "The keys differ from the inputs'"
+            return Verdict(False, "The keys differ from the inputs'"
                                 + (f"; missing: {_few(missing)}" if missing else "")
                                 + (f"; unexpected: {_few(extra)}" if extra else "") + ".")
         bad_type = [k for k in a if not isinstance(out[k], torch.Tensor) or out[k].shape != a[k].shape]
         if bad_type:
-            return check_result(exercise, False, f"Each value must be a tensor of the input's shape; look at {_few(bad_type)}.")
+            return Verdict(False, f"Each value must be a tensor of the input's shape; look at {_few(bad_type)}.")
         expect = {k: lam * a[k] + (1 - lam) * b[k] for k in a}
         wrong = [k for k in a if not torch.allclose(out[k].detach().float(), expect[k], atol=1e-6)]
         if not wrong:
             continue
         rev = {k: (1 - lam) * a[k] + lam * b[k] for k in a}
         if all(torch.allclose(out[k].float(), rev[k], atol=1e-6) for k in a):
-            return check_result(exercise, False, "λ is reversed: λ weights the first state dict (θ_S), so λ = 1 must "
+            return Verdict(False, "λ is reversed: λ weights the first state dict (θ_S), so λ = 1 must "
                                                  "give sd_a back and λ = 0 give sd_b.")
         if all(torch.allclose(out[k].float(), (a[k] + b[k]) / 2, atol=1e-6) for k in a):
-            return check_result(exercise, False, "Your blend ignores λ: it always returns the plain average.")
+            return Verdict(False, "Your blend ignores λ: it always returns the plain average.")
         for name, ref in (("sd_a", a), ("sd_b", b)):
             if all(torch.equal(out[k].float(), ref[k]) for k in a):
-                return check_result(exercise, False, f"With lam={lam} you return {name} unchanged: blend every tensor.")
+                return Verdict(False, f"With lam={lam} you return {name} unchanged: blend every tensor.")
         if len(wrong) < len(a):
-            return check_result(exercise, False, f"Some tensors are blended right, but not {_few(wrong)}: "
+            return Verdict(False, f"Some tensors are blended right, but not {_few(wrong)}: "
                                                  "treat every key the same way.")
-        return check_result(exercise, False, f"With lam={lam} the result is not λ·sd_a + (1 − λ)·sd_b "
+        return Verdict(False, f"With lam={lam} the result is not λ·sd_a + (1 − λ)·sd_b "
                                              f"(look at {wrong[0]}).")
-    return check_result(exercise, True, "Well done: λ = 0 gives sd_b, λ = 1 gives sd_a, and between them "
+    return Verdict(True, "Well done: λ = 0 gives sd_b, λ = 1 gives sd_a, and between them "
                                         "every tensor lies on the straight line.")

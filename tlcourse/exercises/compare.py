@@ -1,22 +1,13 @@
-"""Checks a learner runs on an exercise answer: a friendly pass, or a hint, never the solution.
+"""How an answer is compared: ``same`` (exactly) and ``close`` (up to rounding), and the result shown.
 
-Each exercise cell starts with a placeholder (``answer = None``); the check cell after it
-calls a ``check_*`` function. The result displays as a green or amber box.
-
-* Unanswered (``None``): the check says so and what to do, without failing the cell,
-  so a notebook with the solutions removed (a student copy) still runs top to bottom.
-* In the course's own tests, ``TLCOURSE_CHECKS=strict`` turns every failed or
-  unanswered check into an ``AssertionError``, so a wrong solution cannot pass CI.
-
-Generic checks (``check_equal``, ``check_close``) compare a value with one the notebook
-computes. The chapter checks build on ``check_result``: ``tlcourse.answer_checks``
-inspects the learner's answers and networks (chapter 1), ``tlcourse.function_checks``
-runs the learner's functions (chapter 2); both recognise the usual mistakes so the hint
-names the mistake rather than the answer.
+A judge (``tlcourse.exercises.core``) returns a ``Verdict``: passed or not, and a message
+that praises or hints, never the answer. ``check`` turns it into a ``CheckResult``, which
+shows as a green, amber or grey box: correct, not yet, no answer yet.
 
 Example:
-    >>> r = check_equal("0.1", [1, 2], [1, 2], hint="count per class")
-    >>> r.passed
+    >>> same([1, 2], [1, 2], hint="count per class").passed
+    True
+    >>> close(0.1 + 0.2, 0.3, hint="add").passed
     True
 """
 
@@ -25,22 +16,19 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-from .envvars import env_choice
+__all__ = ["CheckResult", "Verdict", "same", "close"]
 
-__all__ = [
-    "CHECKS_ENV",
-    "CheckResult",
-    "check_result",
-    "check_equal",
-    "check_close",
-]
 
-CHECKS_ENV = "TLCOURSE_CHECKS"
+class Verdict(NamedTuple):
+    """What a judge decides about an answer: ``passed`` and the praise or hint to show."""
+
+    passed: bool
+    message: str
 
 
 @dataclass(frozen=True)
@@ -67,25 +55,10 @@ class CheckResult:
                 f"{self._status()}.</strong> {html.escape(self.message)}</div>")
 
 
-def check_result(exercise: str, passed: bool | None, message: str) -> CheckResult:
-    """Build a result; under ``TLCOURSE_CHECKS=strict`` anything but a pass raises.
-
-    Every ``check_*`` function ends with this, so strictness lives in one place.
-
-    Example:
-        >>> check_result("9.9", True, "Well done.").passed
-        True
-    """
-    result = CheckResult(exercise, passed, message)
-    if passed is not True and env_choice(CHECKS_ENV, choices=("strict", "lenient")) == "strict":
-        raise AssertionError(repr(result))
-    return result
+UNANSWERED = "Replace the None in the exercise cell with your answer, run it, then run this check again."
 
 
-_UNANSWERED = "Replace the None in the exercise cell with your answer, run it, then run this check again."
-
-
-def _few(names: list[str], n: int = 4) -> str:
+def few(names: list[str], n: int = 4) -> str:
     """The first ``n`` names, then how many more."""
     return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
@@ -114,8 +87,8 @@ def _difference(answer: Any, expected: Any, where: str = "") -> str | None:
             return f"Expected a dict{at}, got {type(answer).__name__}."
         missing, extra = [k for k in expected if k not in answer], [k for k in answer if k not in expected]
         if missing or extra:
-            return (f"The keys{at} differ" + (f"; missing: {_few([repr(k) for k in missing])}" if missing else "")
-                    + (f"; unexpected: {_few([repr(k) for k in extra])}" if extra else "") + ".")
+            return (f"The keys{at} differ" + (f"; missing: {few([repr(k) for k in missing])}" if missing else "")
+                    + (f"; unexpected: {few([repr(k) for k in extra])}" if extra else "") + ".")
         return next((d for k in expected if (d := _difference(answer[k], expected[k], f"{where}[{k!r}]")) is not None),
                     None)
     if isinstance(expected, (list, tuple)):
@@ -131,7 +104,7 @@ def _difference(answer: Any, expected: Any, where: str = "") -> str | None:
         return f"Expected a {type(expected).__name__}{at}, got {type(answer).__name__}."
 
 
-def check_equal(exercise: str, answer: Any, expected: Any, *, hint: str) -> CheckResult:
+def same(answer: Any, expected: Any, *, hint: str) -> Verdict:
     """Compare an answer with the expected value exactly.
 
     Tensors and NumPy arrays must match in type, shape, dtype and every element; dicts
@@ -139,23 +112,20 @@ def check_equal(exercise: str, answer: Any, expected: Any, *, hint: str) -> Chec
     with ``==``.
 
     Args:
-        exercise: the exercise's number.
-        answer: the learner's value; ``None`` means not answered yet.
-        expected: the right value, computed by the notebook (never typed in).
+        answer: the learner's value.
+        expected: the right value, computed by the judge (never shown).
         hint: what to look at again when the answer is wrong.
 
     Example:
-        >>> check_equal("0.2", torch.zeros(2), torch.ones(2), hint="look again").passed
+        >>> same(torch.zeros(2), torch.ones(2), hint="look again").passed
         False
-        >>> check_equal("0.2", {"w": torch.ones(2)}, {"w": torch.ones(2)}, hint="look again").passed
+        >>> same({"w": torch.ones(2)}, {"w": torch.ones(2)}, hint="look again").passed
         True
     """
-    if answer is None:
-        return check_result(exercise, None, _UNANSWERED)
     difference = _difference(answer, expected)
     if difference is None:
-        return check_result(exercise, True, "Well done.")
-    return check_result(exercise, False, f"{difference} {hint}" if difference else hint)
+        return Verdict(True, "Well done.")
+    return Verdict(False, f"{difference} {hint}" if difference else hint)
 
 
 def _as_number_tensor(value: Any) -> torch.Tensor:
@@ -165,8 +135,7 @@ def _as_number_tensor(value: Any) -> torch.Tensor:
     return torch.as_tensor(t, dtype=torch.complex128 if probe.is_complex() else torch.float64).cpu()
 
 
-def check_close(exercise: str, answer: Any, expected: Any, *, hint: str,
-                rtol: float = 1e-4, atol: float = 1e-6) -> CheckResult:
+def close(answer: Any, expected: Any, *, hint: str, rtol: float = 1e-4, atol: float = 1e-6) -> Verdict:
     """Compare a number, list of numbers or tensor with the expected one up to floating-point rounding.
 
     Use it where the learner's computation may differ from the reference in the last
@@ -175,30 +144,25 @@ def check_close(exercise: str, answer: Any, expected: Any, *, hint: str,
     unless the imaginary part is (close to) zero.
 
     Args:
-        exercise: the exercise's number.
-        answer: the learner's float, list or tensor; ``None`` means not answered yet.
-        expected: the right value, computed by the notebook.
+        answer: the learner's float, list or tensor.
+        expected: the right value, computed by the judge (never shown).
         hint: what to look at again when the answer is wrong.
         rtol, atol: tolerances, as in ``torch.allclose``.
 
     Example:
-        >>> check_close("0.3", torch.tensor([0.1 + 0.2]), torch.tensor([0.3]), hint="add").passed
+        >>> close(torch.tensor([0.1 + 0.2]), torch.tensor([0.3]), hint="add").passed
         True
-        >>> check_close("6.9", 0.1 + 0.2, 0.3, hint="add").passed
-        True
-        >>> check_close("6.9", torch.tensor([1 + 2j]), torch.tensor([1 - 2j]), hint="conjugate?").passed
+        >>> close(torch.tensor([1 + 2j]), torch.tensor([1 - 2j]), hint="conjugate?").passed
         False
     """
-    if answer is None:
-        return check_result(exercise, None, _UNANSWERED)
     try:
         a = _as_number_tensor(answer)
     except (TypeError, ValueError, RuntimeError):
-        return check_result(exercise, False, f"Expected a number or a tensor, got {type(answer).__name__}. {hint}")
+        return Verdict(False, f"Expected a number or a tensor, got {type(answer).__name__}. {hint}")
     e = _as_number_tensor(expected)
     if a.shape != e.shape:
-        return check_result(exercise, False, f"Shape {tuple(a.shape)}, expected {tuple(e.shape)}. {hint}")
+        return Verdict(False, f"Shape {tuple(a.shape)}, expected {tuple(e.shape)}. {hint}")
     if a.is_complex() or e.is_complex():
         a, e = a.to(torch.complex128), e.to(torch.complex128)
     ok = torch.allclose(a, e, rtol=rtol, atol=atol)
-    return check_result(exercise, True, "Well done.") if ok else check_result(exercise, False, hint)
+    return Verdict(True, "Well done.") if ok else Verdict(False, hint)

@@ -1,0 +1,3 @@
+"""Chapter 5's exercises (to be written)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Chapter 9's exercises (to be written)."""
+
+__all__: list[str] = []
