@@ -21,6 +21,7 @@ import pytest
 import torch
 
 import tlcourse as tl
+from tests import nbval_runs
 from tests.record_notebook_outputs import MARKER, REFERENCE, SETTING, is_marked, warnings_in  # one definition each
 
 
@@ -41,8 +42,13 @@ def _reference_setting() -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Give nbval the recorded outputs of the tagged cells, so it checks them."""
+    """Run the website's tests last (after nbval's runs, which they reuse); give nbval the recorded outputs."""
     import nbformat
+
+    builds = [i for i in items if "built_book" in getattr(i, "fixturenames", ())]
+    for item in builds:
+        item.add_marker("book")  # `make unit` leaves them out
+    items.sort(key=lambda i: i in builds)  # stable: only the website's tests move, to the end
 
     marked = [i for i in items if type(i).__name__ == "IPyNbCell" and is_marked(i.cell)]
     if not marked or not _reference_setting():
@@ -64,6 +70,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # a learner who ran everything that an exercise they never did is done. nbval runs every cell
 # anyway: fail the cell that printed either.
 _CORRECT = re.compile(r"Exercise \d+\.\d+: Correct")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Keep each notebook cell's outputs from nbval's run, for the website build (tests/nbval_runs.py)."""
+    report = yield
+    if type(item).__name__ == "IPyNbCell" and report.when == "call":
+        nbval_runs.record(Path(str(item.fspath)), item.cell.id, getattr(item, "test_outputs", None),
+                          passed=report.passed, seconds=call.duration)
+    return report
 
 
 @pytest.hookimpl(wrapper=True)

@@ -43,6 +43,10 @@ def _toc_pages() -> list[str]:
 
 @pytest.fixture(scope="module")
 def built_book() -> Path:
+    from tests import nbval_runs
+
+    # the notebooks nbval ran in this session are not executed a second time (tests/nbval_runs.py)
+    nbval_runs.stage(REPO / "book" / "_build" / ".jupyter_cache")
     result = subprocess.run(["make", "book"], cwd=REPO, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return HTML
@@ -110,8 +114,7 @@ def test_book_builds_and_renders_every_page(built_book: Path) -> None:
         text = built.read_text()
         assert "Traceback (most recent call last)" not in text, f"{page} shows a traceback"
     setup = (built_book / "notebooks" / "00_setup.html").read_text()
-    assert "Show the solution" in setup and "tag_solution" in setup  # solutions behind a toggle
-    assert "tlcourse-exercise" in setup  # exercise prompts styled as exercises
+    assert "Show the solution" in setup  # the solutions' dropdowns say what they hide
 
 
 def executed_warnings(executed: Path) -> list[str]:
@@ -133,15 +136,22 @@ def test_no_page_shows_a_warning(built_book: Path) -> None:
     assert not found, "cells that print a warning:\n" + "\n".join(found)
 
 
-def test_solutions_hidden_on_page_present_in_notebook(built_book: Path) -> None:
-    for nb_path in sorted((REPO / "notebooks").glob("*.ipynb")):
+def test_every_chapter_shows_its_exercises_in_boxes_and_its_solutions_folded(built_book: Path) -> None:
+    """sphinx-exercise's boxes in every chapter; each solution in a dropdown; every check unanswered."""
+    from tlcourse.exercises.notebooks import check_call
+
+    for nb_path in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         cells = json.loads(nb_path.read_text())["cells"]
+        prompts = [c for c in cells if "exercise" in c.get("metadata", {}).get("tags", [])]
         solutions = [c for c in cells if "solution" in c.get("metadata", {}).get("tags", [])]
-        assert solutions, f"{nb_path.name} has no solution cells"
+        checks = [c for c in cells if c["cell_type"] == "code" and check_call("".join(c["source"]))]
+        assert prompts and len(prompts) == len(solutions) == len(checks), nb_path.name
         page = (built_book / "notebooks" / f"{nb_path.stem}.html").read_text()
-        # each solution cell is rendered inside a collapsed cell (hide-cell), not removed
-        assert page.count("tag_solution") == len(solutions), nb_path.name
-        assert all("hide-cell" in c["metadata"]["tags"] for c in solutions), nb_path.name
+        assert page.count('class="exercise admonition"') == len(prompts), nb_path.name
+        assert page.count('class="solution dropdown admonition"') == len(solutions), nb_path.name
+        # the book ran the notebook as a learner's first Run All: no answer, so no "Correct" box
+        assert not re.search(r"Exercise \d+\.\d+: Correct", page), f"{nb_path.name} shows a correct answer"
+        assert page.count("No answer yet") >= len(checks), f"{nb_path.name}: a check shows no result"
 
 
 def test_no_broken_internal_links(built_book: Path) -> None:

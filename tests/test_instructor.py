@@ -16,7 +16,8 @@ import torch
 from torchvision import datasets
 from torchvision.models import ResNet18_Weights
 
-from tlcourse import instructor
+from tlcourse import classroom, instructor
+from tlcourse.exercises.notebooks import check_call
 from tlcourse.standins import write_standin
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,31 +28,46 @@ def _tags(cell: nbformat.NotebookNode) -> list[str]:
     return cell.get("metadata", {}).get("tags", [])
 
 
-def test_student_copies_drop_solutions_and_keep_checks(tmp_path: Path) -> None:
-    written = instructor.write_student_copies(NOTEBOOKS, tmp_path)
+def test_student_copies_drop_solutions_and_keep_every_code_cell(tmp_path: Path) -> None:
+    """A copy's code cells are the notebook's, checks included: nbval's run of the notebook runs the copy's code.
+
+    Solutions are markdown and never run, so removing them changes nothing a kernel executes;
+    the copy needs no run of its own to be known to work.
+    """
+    written = classroom.write_student_copies(NOTEBOOKS, tmp_path)
     assert [p.name for p in written] == [p.name for p in NOTEBOOKS]
     for original, copy in zip(NOTEBOOKS, written):
         nb, student = nbformat.read(original, as_version=4), nbformat.read(copy, as_version=4)
         solutions = [c for c in nb.cells if "solution" in _tags(c)]
-        assert solutions, f"{original.name} has no solution cells"
-        assert not any("solution" in _tags(c) for c in student.cells)
+        assert solutions and all(c.cell_type == "markdown" for c in solutions), original.name
+        assert not any("solution" in _tags(c) or ":::{solution}" in c.source for c in student.cells)
         assert len(student.cells) == len(nb.cells) - len(solutions)
-        checks = [c.source for c in nb.cells if "tl.check_" in c.source and "solution" not in _tags(c)]
-        assert checks and checks == [c.source for c in student.cells if "tl.check_" in c.source]
+        code = [c.source for c in nb.cells if c.cell_type == "code"]
+        assert code == [c.source for c in student.cells if c.cell_type == "code"], original.name
+        assert any(check_call(s) for s in code) and all(not c.outputs for c in student.cells if c.cell_type == "code")
 
 
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
-def test_student_copy_runs_and_reports_unanswered(notebook: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A student copy runs top to bottom: each check says 'no answer yet' instead of failing."""
-    from nbclient import NotebookClient
-
-    (copy,) = instructor.write_student_copies([notebook], tmp_path)
+def _answered_copy(tmp_path: Path, answers: dict[str, str]) -> Path:
+    """Chapter 3's student copy with some answer cells filled in, as a student would return it."""
+    (copy,) = classroom.write_student_copies([REPO / "notebooks" / "03_source_model.ipynb"], tmp_path)
     nb = nbformat.read(copy, as_version=4)
-    monkeypatch.setenv("TLCOURSE_CHECKS", "")  # a learner's kernel: lenient checks
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    check_cells = [c for c in nb.cells if "tl.check_" in c.source]
-    shown = [o.get("data", {}).get("text/plain", "") + o.get("text", "") for c in check_cells for o in c.outputs]
-    assert sum("No answer yet" in s for s in shown) == len(check_cells)
+    for cell in nb.cells:
+        for name, value in answers.items():
+            if cell.cell_type == "code" and cell.source.startswith(f"{name} = None"):
+                cell.source = f"{name} = {value}"
+    nbformat.write(nb, copy)
+    return copy
+
+
+def test_collect_runs_returned_copies_and_tabulates_what_each_check_says(tmp_path: Path, monkeypatch) -> None:
+    """One answered right, one wrong, the rest untouched: correct / not yet / no answer yet, never more."""
+    monkeypatch.chdir(REPO)
+    copy = _answered_copy(tmp_path, {"conv1_params": "10 * 1 * 5 * 5 + 10", "sevens_wrong": "-1"})
+    table = classroom.collect_results([copy], execute=True)
+    row = table.loc[copy.name].to_dict()
+    assert row == {"3.1": "no answer yet", "3.2": "correct", "3.3": "not yet", "3.4": "no answer yet"}
+    # without --execute the saved outputs are read: a copy nobody ran has no results
+    assert set(classroom.collect_results([copy]).loc[copy.name]) == {"not run"}
 
 
 def test_cli_student_copies(tmp_path: Path) -> None:

@@ -2,8 +2,12 @@
 
 ``python -m tlcourse instructor student-copies --out student/``
     writes every notebook with its solution cells (tagged ``solution``) removed and its
-    outputs cleared; the exercise prompts, placeholders and checks stay, and a check
-    with no answer says so instead of failing.
+    outputs cleared; the exercise prompts, answer cells and checks stay, and a check
+    with no answer says so (``tlcourse.classroom``).
+
+``python -m tlcourse instructor collect returned/*.ipynb [--execute] [--out results.csv]``
+    tabulates which checks each returned notebook passes: correct, not yet, no answer
+    yet, not run; ``--execute`` runs each again first rather than trusting its saved outputs.
 
 ``python -m tlcourse instructor fetch``
     downloads every dataset and pretrained weight the course uses, with torchvision's
@@ -36,54 +40,21 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO
 
-import nbformat
 import torch
 
 from .data import DATA_ENV, DATASETS, STANDIN_ENV, data_dir, load_dataset, using_standins
 from .provenance import DATASET_TITLES, DOWNLOAD_ENV, data_source, downloads_allowed
+from .classroom import collect_results, write_student_copies
 from .files import atomic_write, ensure_writable
 
-__all__ = ["PRETRAINED_WEIGHTS", "strip_solutions", "write_student_copies", "fetch_all", "pack_data", "unpack_data"]
+__all__ = ["PRETRAINED_WEIGHTS", "fetch_all", "pack_data", "unpack_data"]
 
-SOLUTION_TAG = "solution"
 # The torchvision weights the course loads (by their enum name); fetch/pack/unpack cover these.
 PRETRAINED_WEIGHTS = ("ResNet18_Weights.IMAGENET1K_V1",)
 # Folders torchvision keeps under the data directory for each dataset.
 _DATA_FOLDERS = ("MNIST", "FashionMNIST", "cifar-10-batches-py")
 _MANIFEST = "MANIFEST.json"
 _STAGING_PREFIX = ".tlcourse-unpack-"  # temporary folder inside each destination while unpacking
-
-
-def strip_solutions(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Return a copy of ``nb`` without solution cells and without outputs.
-
-    Example:
-        >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["solution"]})])
-        >>> len(strip_solutions(nb).cells)
-        0
-    """
-    out = nbformat.from_dict(json.loads(json.dumps(nb)))  # deep copy
-    out.cells = [c for c in out.cells if SOLUTION_TAG not in c.get("metadata", {}).get("tags", [])]
-    for cell in out.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    return out
-
-
-def write_student_copies(notebooks: list[Path], out_dir: Path) -> list[Path]:
-    """Write solution-free copies of ``notebooks`` into ``out_dir``; return their paths.
-
-    Example:
-        >>> write_student_copies(sorted(Path("notebooks").glob("*.ipynb")), Path("student"))  # doctest: +SKIP
-    """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path in notebooks:
-        nb = nbformat.read(path, as_version=4)
-        target = out_dir / path.name
-        nbformat.write(strip_solutions(nb), target)
-        written.append(target)
-    return written
 
 
 def fetch_all() -> None:
@@ -287,6 +258,10 @@ def main(argv: list[str]) -> int:
     s = sub.add_parser("student-copies", help="notebooks without solution cells")
     s.add_argument("--out", type=Path, required=True, help="folder for the copies")
     s.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
+    c = sub.add_parser("collect", help="which checks each returned notebook passes")
+    c.add_argument("notebooks", nargs="+", type=Path, help="the students' notebooks")
+    c.add_argument("--execute", action="store_true", help="run each again first instead of reading its outputs")
+    c.add_argument("--out", type=Path, help="also write the table as CSV here")
     sub.add_parser("fetch", help="download every dataset and pretrained weight (needs internet)")
     p = sub.add_parser("pack", help="pack fetched data and weights into one archive")
     p.add_argument("--archive", type=Path, default=Path("tlcourse-data.tar.gz"))
@@ -299,6 +274,15 @@ def main(argv: list[str]) -> int:
             parser.error("no notebooks given and none in ./notebooks")
         for path in write_student_copies(notebooks, args.out):
             print(f"wrote {path}")
+    elif args.command == "collect":
+        missing = [str(p) for p in args.notebooks if not p.is_file()]
+        if missing:
+            parser.error(f"no such notebook: {', '.join(missing)}")
+        table = collect_results(args.notebooks, execute=args.execute)
+        print(table.to_string())
+        if args.out:
+            atomic_write(args.out, lambda f: f.write(table.to_csv().encode()))
+            print(f"wrote {args.out}")
     elif args.command == "fetch":
         fetch_all()
         print(f"datasets in {data_dir()}, weights in {Path(torch.hub.get_dir()) / 'checkpoints'}")
