@@ -48,7 +48,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     builds = [i for i in items if "built_book" in getattr(i, "fixturenames", ())]
     for item in builds:
         item.add_marker("book")  # `make unit` leaves them out
-    items.sort(key=lambda i: i in builds)  # stable: only the website's tests move, to the end
+    after = {i for i in items if {"built_book", "nbval_session"} & set(getattr(i, "fixturenames", ()))}
+    items.sort(key=lambda i: i in after)  # stable: the tests of nbval's run and the website move to the end
 
     marked = [i for i in items if type(i).__name__ == "IPyNbCell" and is_marked(i.cell)]
     if not marked or not _reference_setting():

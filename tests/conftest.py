@@ -89,3 +89,14 @@ def small_standins(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def nbval_session() -> dict:
+    """Each notebook nbval ran earlier in this session, with its cells' outputs (tests/nbval_runs.py)."""
+    from tests import nbval_runs
+
+    if not nbval_runs._OUTPUTS:
+        pytest.skip("needs the notebooks' nbval run in the same session: run `make test` (or add notebooks/ to the "
+                    "pytest command)")
+    return {path: dict(cells) for path, cells in nbval_runs._OUTPUTS.items()}

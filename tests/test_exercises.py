@@ -196,3 +196,20 @@ def test_every_registered_exercise_has_a_wrong_answer_and_a_solution_in_its_note
     for ex in tl.EXERCISES.values():
         assert re.search(rf"^{ex.answer} = ", ex.mistake, re.M), f"{ex.id}: the wrong answer assigns {ex.answer}"
         assert ex.mistake.strip() not in solution_code(ex.id), f"{ex.id}: the wrong answer is the solution"
+
+
+# --- after nbval's run of the notebooks, in the same session -------------------------------------
+
+def test_every_exercise_was_proved_three_ways_in_the_notebooks_run(nbval_session: dict) -> None:
+    """Each check cell's output says, in its metadata, that strict mode proved its exercise (core.prove)."""
+    shown: dict[str, dict] = {}
+    for notebook, cells in nbval_session.items():
+        for outputs in cells.values():
+            for o in outputs:
+                meta = o.get("metadata", {}).get("tlcourse")
+                if meta:
+                    shown[meta["exercise"]] = meta
+    ran = {e.id for e in tl.EXERCISES.values() if tl.exercises.notebooks.chapter_notebook(e.chapter) in nbval_session}
+    assert ran, "no notebook with exercises ran in this session"
+    assert sorted(shown) == sorted(ran), f"checks that showed no result: {sorted(ran - set(shown))}"
+    assert all(m["proved"] and m["status"] == "no answer yet" for m in shown.values()), shown

@@ -38,6 +38,7 @@ class CheckResult:
     exercise: str  # the exercise's number, e.g. "1.2"
     passed: bool | None  # True, False, or None when there is no answer yet
     message: str  # praise, a hint, or what to do
+    proved: bool = False  # the tests' strict mode proved the exercise three ways in this run
 
     def __bool__(self) -> bool:
         return bool(self.passed)
@@ -53,6 +54,12 @@ class CheckResult:
         return (f'<div style="border-left:4px solid {colour[0]};background:{colour[1]};color:{colour[0]};'
                 f'padding:0.4em 0.8em;margin:0.3em 0"><strong>Exercise {html.escape(self.exercise)}: '
                 f"{self._status()}.</strong> {html.escape(self.message)}</div>")
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict, dict]:
+        """Text and HTML, and in the output's metadata what an instructor's or the tests' tools read."""
+        data = {"text/plain": repr(self), "text/html": self._repr_html_()}
+        status = {True: "correct", False: "not yet", None: "no answer yet"}[self.passed]
+        return data, {"tlcourse": {"exercise": self.exercise, "status": status, "proved": self.proved}}
 
 
 UNANSWERED = "Replace the None in the exercise cell with your answer, run it, then run this check again."

@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import random
 import sys
@@ -156,6 +157,7 @@ def check(exercise_id: str, answer: Any, /) -> CheckResult:
         from .notebooks import solution_code
 
         prove(ex, result, ns, solution_code(ex.id))
+        result = dataclasses.replace(result, proved=True)
     return result
 
 
