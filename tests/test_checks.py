@@ -1,4 +1,4 @@
-"""Exercise checks: a right answer passes, each usual mistake gets its own hint, None is 'no answer yet'."""
+"""The judges of chapters 1 and 2 and the comparisons: a right answer passes, each usual mistake gets its own hint."""
 
 from __future__ import annotations
 
@@ -10,12 +10,8 @@ import torch
 import torch.nn.functional as F
 
 import tlcourse as tl
-
-
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A learner's kernel: checks report, never raise (the strict tests set it themselves)."""
-    monkeypatch.delenv(tl.CHECKS_ENV, raising=False)
+from tlcourse.exercises.chapter01 import judge_freeze_head, judge_taxonomy, judge_transfer
+from tlcourse.exercises.chapter02 import judge_binary_cross_entropy, judge_cross_entropy, judge_interpolation
 
 
 # --- answers a learner might give ---
@@ -65,67 +61,48 @@ def _source() -> tl.LeNet:
     return tl.LeNet()
 
 
-# --- the result object and strictness ---
+# --- comparing values ---
 
-@pytest.mark.parametrize("check, args", [
-    (tl.check_cross_entropy, ()), (tl.check_binary_cross_entropy, ()), (tl.check_interpolation, ()),
-    (tl.check_freeze_head, ()), (tl.check_taxonomy, ()), (tl.check_transfer, (tl.LeNet(),)),
-])
-def test_none_is_unanswered_and_does_not_raise_when_lenient(check, args) -> None:
-    result = check(None, *args)
-    assert result.passed is None and not result
-    assert "No answer yet" in repr(result) and "Replace the None" in result.message
-
-
-def test_strict_mode_raises_on_unanswered_and_wrong_but_not_on_right(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(tl.CHECKS_ENV, "strict")
-    with pytest.raises(AssertionError, match="No answer yet"):
-        tl.check_cross_entropy(None)
-    with pytest.raises(AssertionError, match="sum over the batch"):
-        tl.check_cross_entropy(ce_sum)
-    assert tl.check_cross_entropy(ce_right).passed is True
-
-
-def test_check_close_tolerates_rounding_only() -> None:
+def test_close_tolerates_rounding_only() -> None:
     x = torch.rand(5, 3)
-    assert tl.check_close("9.1", x.softmax(1), x.exp() / x.exp().sum(1, keepdim=True), hint="h").passed
-    assert tl.check_close("9.1", x.softmax(0), x.softmax(1), hint="over classes").message == "over classes"
-    assert "Shape (5,)" in tl.check_close("9.1", x[:, 0], x, hint="h").message
+    assert tl.close(x.softmax(1), x.exp() / x.exp().sum(1, keepdim=True), hint="h").passed
+    assert tl.close(x.softmax(0), x.softmax(1), hint="over classes").message == "over classes"
+    assert "Shape (5,)" in tl.close(x[:, 0], x, hint="h").message
 
 
-def test_check_close_compares_complex_values_by_both_parts() -> None:
+def test_close_compares_complex_values_by_both_parts() -> None:
     z = torch.tensor([1 + 2j, 3 - 1j])
-    assert tl.check_close("9.2", z.clone(), z, hint="h").passed
-    assert tl.check_close("9.2", z.conj(), z, hint="look at the sign").message == "look at the sign"
-    assert tl.check_close("9.2", z.real, z, hint="h").passed is False  # the imaginary part is not dropped
-    assert tl.check_close("9.2", np.array([1 + 2j, 3 - 1j]), [1 + 2j, 3 - 1j + 1e-9], hint="h").passed
-    assert tl.check_close("9.2", 1 + 2j, 1.0, hint="h").passed is False
-    assert tl.check_close("9.2", torch.tensor([1.0 + 0j]), [1.0], hint="h").passed
+    assert tl.close(z.clone(), z, hint="h").passed
+    assert tl.close(z.conj(), z, hint="look at the sign").message == "look at the sign"
+    assert tl.close(z.real, z, hint="h").passed is False  # the imaginary part is not dropped
+    assert tl.close(np.array([1 + 2j, 3 - 1j]), [1 + 2j, 3 - 1j + 1e-9], hint="h").passed
+    assert tl.close(1 + 2j, 1.0, hint="h").passed is False
+    assert tl.close(torch.tensor([1.0 + 0j]), [1.0], hint="h").passed
 
 
-def test_check_equal_compares_numpy_arrays_and_dicts_of_tensors() -> None:
+def test_same_compares_numpy_arrays_and_dicts_of_tensors() -> None:
     a = np.arange(6).reshape(2, 3)
-    assert tl.check_equal("9.3", a.copy(), a, hint="h").passed
-    assert tl.check_equal("9.3", a + 1, a, hint="count again").message == "count again"
-    assert "Shape (3, 2)" in tl.check_equal("9.3", a.T.copy(), a, hint="h").message
-    assert "dtype float64" in tl.check_equal("9.3", a.astype(float), a, hint="h").message
-    assert "Expected a NumPy array, got list" in tl.check_equal("9.3", a.tolist(), a, hint="h").message
-    assert "Expected a list, got ndarray" in tl.check_equal("9.3", np.array([1, 2]), [1, 2], hint="h").message
-    assert "Expected a list, got Tensor" in tl.check_equal("9.3", torch.tensor([1, 2]), [1, 2], hint="h").message
+    assert tl.same(a.copy(), a, hint="h").passed
+    assert tl.same(a + 1, a, hint="count again").message == "count again"
+    assert "Shape (3, 2)" in tl.same(a.T.copy(), a, hint="h").message
+    assert "dtype float64" in tl.same(a.astype(float), a, hint="h").message
+    assert "Expected a NumPy array, got list" in tl.same(a.tolist(), a, hint="h").message
+    assert "Expected a list, got ndarray" in tl.same(np.array([1, 2]), [1, 2], hint="h").message
+    assert "Expected a list, got Tensor" in tl.same(torch.tensor([1, 2]), [1, 2], hint="h").message
     sd = {"w": torch.ones(2, 2), "b": torch.zeros(2)}
-    assert tl.check_equal("9.3", {k: v.clone() for k, v in sd.items()}, sd, hint="h").passed
-    wrong = tl.check_equal("9.3", {"w": torch.ones(2, 2), "b": torch.ones(2)}, sd, hint="h")
+    assert tl.same({k: v.clone() for k, v in sd.items()}, sd, hint="h").passed
+    wrong = tl.same({"w": torch.ones(2, 2), "b": torch.ones(2)}, sd, hint="h")
     assert wrong.passed is False and wrong.message == "h"
-    assert "Shape (3,) at ['b']" in tl.check_equal("9.3", {"w": sd["w"], "b": torch.zeros(3)}, sd, hint="h").message
-    assert "missing: 'b'" in tl.check_equal("9.3", {"w": sd["w"]}, sd, hint="h").message
-    assert tl.check_equal("9.3", [torch.ones(2), 3], [torch.ones(2), 3], hint="h").passed
+    assert "Shape (3,) at ['b']" in tl.same({"w": sd["w"], "b": torch.zeros(3)}, sd, hint="h").message
+    assert "missing: 'b'" in tl.same({"w": sd["w"]}, sd, hint="h").message
+    assert tl.same([torch.ones(2), 3], [torch.ones(2), 3], hint="h").passed
 
 
 # --- cross-entropy ---
 
 def test_cross_entropy_right_answers_pass() -> None:
-    assert tl.check_cross_entropy(ce_right).passed
-    assert tl.check_cross_entropy(lambda z, y: F.nll_loss(F.log_softmax(z, 1), y)).passed
+    assert judge_cross_entropy(ce_right).passed
+    assert judge_cross_entropy(lambda z, y: F.nll_loss(F.log_softmax(z, 1), y)).passed
 
 
 @pytest.mark.parametrize("fn, hint", [
@@ -144,22 +121,22 @@ def test_cross_entropy_right_answers_pass() -> None:
     (42, "Expected a function"),
 ])
 def test_cross_entropy_mistakes_get_specific_hints(fn, hint: str) -> None:
-    result = tl.check_cross_entropy(fn)
+    result = judge_cross_entropy(fn)
     assert result.passed is False
     assert hint in result.message
 
 
 def test_cross_entropy_hints_never_show_code() -> None:
     for fn in (ce_sum, ce_raw_logits, ce_softmax_no_log, ce_naive):
-        message = tl.check_cross_entropy(fn).message
+        message = judge_cross_entropy(fn).message
         assert "log_softmax(" not in message and "gather" not in message and "def " not in message
 
 
 # --- binary cross-entropy ---
 
 def test_binary_cross_entropy_right_answers_pass() -> None:
-    assert tl.check_binary_cross_entropy(bce_right).passed
-    assert tl.check_binary_cross_entropy(F.binary_cross_entropy_with_logits).passed
+    assert judge_binary_cross_entropy(bce_right).passed
+    assert judge_binary_cross_entropy(F.binary_cross_entropy_with_logits).passed
 
 
 @pytest.mark.parametrize("fn, hint", [
@@ -172,7 +149,7 @@ def test_binary_cross_entropy_right_answers_pass() -> None:
     (lambda z, t: -(t * torch.sigmoid(z).log()).mean(), "Both terms count"),
 ])
 def test_binary_cross_entropy_mistakes_get_specific_hints(fn, hint: str) -> None:
-    result = tl.check_binary_cross_entropy(fn)
+    result = judge_binary_cross_entropy(fn)
     assert result.passed is False
     assert hint in result.message
 
@@ -182,15 +159,15 @@ def test_softmax_in_a_multi_label_loss_is_named() -> None:
         if z.ndim == 1:
             return bce_right(z, t)
         return -(t * z.log_softmax(1)).sum(1).mean()
-    assert "use the sigmoid" in tl.check_binary_cross_entropy(softmax_bce).message
+    assert "use the sigmoid" in judge_binary_cross_entropy(softmax_bce).message
 
 
 # --- interpolation ---
 
 def test_interpolation_right_answers_pass() -> None:
-    assert tl.check_interpolation(lerp_right).passed
-    assert tl.check_interpolation(tl.interpolate_state_dicts).passed
-    assert tl.check_interpolation(lambda a, b, lam: {k: torch.lerp(b[k], a[k], lam) for k in a}).passed
+    assert judge_interpolation(lerp_right).passed
+    assert judge_interpolation(tl.interpolate_state_dicts).passed
+    assert judge_interpolation(lambda a, b, lam: {k: torch.lerp(b[k], a[k], lam) for k in a}).passed
 
 
 def _in_place(a: dict, b: dict, lam: float) -> dict:
@@ -218,7 +195,7 @@ def _no_return(a: dict, b: dict, lam: float) -> None:
     (lambda a, b, lam: {k: lam * a[k] + lam * b[k] for k in a}, "is not λ·sd_a + (1 − λ)·sd_b"),
 ])
 def test_interpolation_mistakes_get_specific_hints(fn, hint: str) -> None:
-    result = tl.check_interpolation(fn)
+    result = judge_interpolation(fn)
     assert result.passed is False
     assert hint in result.message
 
@@ -229,51 +206,51 @@ def test_transfer_right_answers_pass() -> None:
     source = _source()
     target = tl.LeNet()
     tl.transfer_weights(source, target, skip="fc2")
-    assert tl.check_transfer(target, source).passed
+    assert judge_transfer(target, source).passed
     by_hand = tl.LeNet()
     by_hand.load_state_dict({k: v for k, v in source.state_dict().items() if not k.startswith("fc2.")}, strict=False)
-    assert tl.check_transfer(by_hand, source).passed
+    assert judge_transfer(by_hand, source).passed
 
 
 def test_transfer_mistakes_get_specific_hints() -> None:
     source = _source()
-    assert "source network itself" in tl.check_transfer(source, source).message
-    assert "head (fc2) was copied too" in tl.check_transfer(copy.deepcopy(source), source).message
-    assert "nothing was copied" in tl.check_transfer(tl.LeNet(), source).message
+    assert "source network itself" in judge_transfer(source, source).message
+    assert "head (fc2) was copied too" in judge_transfer(copy.deepcopy(source), source).message
+    assert "nothing was copied" in judge_transfer(tl.LeNet(), source).message
     partial = tl.LeNet()
     tl.transfer_weights(source, partial, skip=["fc1", "fc2"])
-    assert "fc1.weight" in tl.check_transfer(partial, source).message
+    assert "fc1.weight" in judge_transfer(partial, source).message
     shared = tl.LeNet()
     shared.load_state_dict(source.state_dict(), assign=True)
-    assert "share memory" in tl.check_transfer(shared, source).message
-    assert "other tensors" in tl.check_transfer(tl.LeNet(in_channels=3, image_size=32), source).message
-    assert "nn.Module" in tl.check_transfer("model", source).message
+    assert "share memory" in judge_transfer(shared, source).message
+    assert "other tensors" in judge_transfer(tl.LeNet(in_channels=3, image_size=32), source).message
+    assert "nn.Module" in judge_transfer("model", source).message
 
 
 def test_freeze_head_right_answers_pass() -> None:
     model = tl.LeNet()
     tl.freeze_all_but(model, "fc2")
-    assert tl.check_freeze_head(model).passed
+    assert judge_freeze_head(model).passed
     by_hand = tl.LeNet()
     for name, p in by_hand.named_parameters():
         p.requires_grad_(name.startswith("fc2."))
-    result = tl.check_freeze_head(by_hand)
+    result = judge_freeze_head(by_hand)
     assert result.passed and "510 of 21,840" in result.message
 
 
 def test_freeze_head_mistakes_get_specific_hints() -> None:
     everything = tl.LeNet()
     tl.freeze(everything)
-    assert "head too" in tl.check_freeze_head(everything).message
+    assert "head too" in judge_freeze_head(everything).message
     head_only = tl.LeNet()
     tl.freeze(head_only, "fc2")
-    assert "The head is frozen" in tl.check_freeze_head(head_only).message
-    assert "Nothing is frozen" in tl.check_freeze_head(tl.LeNet()).message
+    assert "The head is frozen" in judge_freeze_head(head_only).message
+    assert "Nothing is frozen" in judge_freeze_head(tl.LeNet()).message
     convs_only = tl.LeNet()
     tl.freeze(convs_only, ["conv1", "conv2"])
-    message = tl.check_freeze_head(convs_only).message
+    message = judge_freeze_head(convs_only).message
     assert "Part of the body still trains" in message and "fc1.weight" in message
-    assert "top-level modules are: conv1" in tl.check_freeze_head(tl.LeNet(), head="classifier").message
+    assert "top-level modules are: conv1" in judge_freeze_head(tl.LeNet(), head="classifier").message
 
 
 # --- taxonomy quiz ---
@@ -282,21 +259,13 @@ RIGHT = {"a": "inductive", "b": "transductive", "c": "unsupervised", "d": "induc
 
 
 def test_taxonomy_right_answer_passes_in_any_case() -> None:
-    assert tl.check_taxonomy(RIGHT).passed
-    assert tl.check_taxonomy({k: f" {v.upper()} " for k, v in RIGHT.items()}).passed
+    assert judge_taxonomy(RIGHT).passed
+    assert judge_taxonomy({k: f" {v.upper()} " for k, v in RIGHT.items()}).passed
 
 
 def test_taxonomy_mistakes_get_hints_without_the_answer() -> None:
-    result = tl.check_taxonomy({**RIGHT, "b": "inductive"})
+    result = judge_taxonomy({**RIGHT, "b": "inductive"})
     assert result.passed is False and "3 of 4 right" in result.message and "(b)" in result.message
     assert "transductive" not in result.message.split("(b)")[1]
-    assert "missing" in tl.check_taxonomy({"a": "inductive"}).message
-    assert "is not one" in tl.check_taxonomy({**RIGHT, "c": "sideways"}).message
-
-
-def test_a_misspelt_checks_mode_raises_instead_of_being_lenient(monkeypatch):
-    monkeypatch.setenv(tl.CHECKS_ENV, "strcit")
-    with pytest.raises(ValueError, match="Did you mean 'strict'"):
-        tl.check_result("1.1", False, "not yet")
-    monkeypatch.setenv(tl.CHECKS_ENV, "lenient")
-    assert not tl.check_result("1.1", False, "not yet").passed
+    assert "missing" in judge_taxonomy({"a": "inductive"}).message
+    assert "is not one" in judge_taxonomy({**RIGHT, "c": "sideways"}).message
