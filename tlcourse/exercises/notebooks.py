@@ -75,7 +75,7 @@ def solution_code(exercise_id: str) -> str:
     """The code of exercise ``exercise_id``'s solution, read from its chapter's notebook.
 
     Example:
-        >>> "conv1_params" in solution_code("3.1")
+        >>> "fc1_inputs_36" in solution_code("3.1")
         True
     """
     path = chapter_notebook(int(exercise_id.split(".")[0]))
