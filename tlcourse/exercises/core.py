@@ -134,7 +134,8 @@ def judge_answer(ex: Exercise, answer: Any, ns: Mapping[str, Any]) -> CheckResul
     if answer is None:
         return CheckResult(ex.id, None, UNANSWERED)
     try:
-        passed, message = ex.judge(answer, ns)
+        with same_random_state():  # a judge that trains leaves the notebook's later cells as they were
+            passed, message = ex.judge(answer, ns)
     except ChapterObjectMissing as e:
         return CheckResult(ex.id, False, str(e))
     return CheckResult(ex.id, bool(passed), message)
@@ -162,7 +163,7 @@ def check(exercise_id: str, answer: Any, /) -> CheckResult:
 
 
 @contextlib.contextmanager
-def _same_random_state() -> Iterator[None]:
+def same_random_state() -> Iterator[None]:
     """Run a block and put every random-number generator back as it was."""
     states = random.getstate(), np.random.get_state(), torch.get_rng_state()
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
@@ -179,7 +180,7 @@ def _same_random_state() -> Iterator[None]:
 def run_answer(code: str, ns: Mapping[str, Any], answer: str, *, what: str) -> Any:
     """Run ``code`` on a copy of the namespace (nothing of the notebook's is rebound) and return ``answer``."""
     scope = dict(ns)
-    with _same_random_state(), contextlib.redirect_stdout(io.StringIO()):
+    with same_random_state(), contextlib.redirect_stdout(io.StringIO()):
         exec(compile(code, f"<{what}>", "exec"), scope)  # noqa: S102 - the course's own solution code
     if answer not in scope:
         raise AssertionError(f"{what} does not assign {answer}")
