@@ -25,7 +25,7 @@ from torch import nn
 
 from .compare import Verdict
 from .compare import few as _few
-from .core import _same_random_state, exercise, need
+from .core import exercise, need
 
 __all__ = ["TRANSFER_SETTINGS", "judge_freeze_head", "judge_taxonomy", "judge_transfer"]
 
@@ -182,11 +182,10 @@ def _head_only(answer: Any, ns: Mapping[str, Any]) -> Verdict:
     # random head as that run's "transfer", with the learner's requires_grad flags.
     k, seed = run.profile.label_budgets[0], run.profile.seeds[0]
     flags = {name: p.requires_grad for name, p in answer.named_parameters()}
-    with _same_random_state():
-        model = make_model("transfer", seed)
-        for name, p in model.named_parameters():
-            p.requires_grad_(flags[name])
-        accuracy = fine_tune(model, budget_loader(k, seed))["test accuracy"]
+    model = make_model("transfer", seed)  # judge_answer restores the random state afterwards
+    for name, p in model.named_parameters():
+        p.requires_grad_(flags[name])
+    accuracy = fine_tune(model, budget_loader(k, seed))["test accuracy"]
     table = results[(results["labels per class"] == k) & (results["seed"] == seed)].set_index("method")
     reached = [f"{table.loc[m, 'test accuracy']:.1%} ({m})" for m in table.index]
     return Verdict(True, f"{judge_freeze_head(answer).message} Measured at {k} labels per class, seed {seed}: "
@@ -198,8 +197,7 @@ def _head_only(answer: Any, ns: Mapping[str, Any]) -> Verdict:
 @exercise("1.4", answer="same_at_start", stars=1, kind="predict", mistake="same_at_start = []")
 def _same_at_start(answer: Any, ns: Mapping[str, Any]) -> Verdict:
     make_model, run = need(ns, "make_model", "run")
-    with _same_random_state():
-        scratch, transfer = make_model("scratch", run.seed), make_model("transfer", run.seed)
+    scratch, transfer = make_model("scratch", run.seed), make_model("transfer", run.seed)
     a, b = scratch.state_dict(), transfer.state_dict()
     truth = {name for name in a if torch.equal(a[name], b[name])}
     if not isinstance(answer, (list, tuple, set)) or not all(isinstance(n, str) for n in answer):

@@ -337,11 +337,10 @@ def _ovr_training(fn: Any, ns: Mapping[str, Any]) -> Verdict:
         return Verdict(False, "Your function is not the one-vs-rest binary cross-entropy of the cell under "
                               "'Where binary cross-entropy belongs': the logits against one-hot targets (as floats), "
                               "a sigmoid per class.")
-    with torch.random.fork_rng(devices=[]):  # the notebook's random state stays as it was
-        model = LeNet().to(run.device)
-        model.load_state_dict(source.state_dict())  # the same start as the target: every tensor of θ_S
-        loader = budget_loader(k, run.seed)
-        train(model, loader, epochs_for(loader, run.profile.target_epochs), loss_fn=fn)
+    model = LeNet().to(run.device)  # judge_answer restores the notebook's random state afterwards
+    model.load_state_dict(source.state_dict())  # the same start as the target: every tensor of θ_S
+    loader = budget_loader(k, run.seed)
+    train(model, loader, epochs_for(loader, run.profile.target_epochs), loss_fn=fn)
     accuracy, baseline = (evaluate(m, test_loader, run.device)["accuracy"] for m in (model, target))
     model.eval()
     with torch.no_grad():
