@@ -455,10 +455,12 @@ def test_notebook_code_fits_in_88_columns_and_is_formatted() -> None:
 
 
 def _prose(markdown: str) -> str:
-    """The Markdown without headings, code spans, math and links to the document's description."""
+    """The Markdown without headings, code spans, math, links to the document's description, and the
+    text of links to a section of the same page (which quote its heading)."""
     lines = [line for line in markdown.splitlines() if not line.lstrip().startswith("#")]
     text = "\n".join(lines)
     text = re.sub(r"\$\$.*?\$\$|\$[^$\n]*\$|`[^`\n]*`", " ", text, flags=re.DOTALL)
+    text = re.sub(r"\[[^\]]*\]\(#[^)]*\)", " ", text)
     return re.sub(r"\[[^\]]*\]\(" + re.escape(INTRO_ANCHOR) + r"\)", " ", text)
 
 
