@@ -213,3 +213,16 @@ def test_every_exercise_was_proved_three_ways_in_the_notebooks_run(nbval_session
     assert ran, "no notebook with exercises ran in this session"
     assert sorted(shown) == sorted(ran), f"checks that showed no result: {sorted(ran - set(shown))}"
     assert all(m["proved"] and m["status"] == "no answer yet" for m in shown.values()), shown
+
+
+def test_the_authoring_tool_writes_the_layout_these_tests_hold_notebooks_to() -> None:
+    from tools.exercise_cells import cells
+
+    prompt, answer, ran, solution, check = cells(
+        "3.9", stars=2, kind="predict", title="t", prompt="Guess.", answer="guess", placeholder="guess = None",
+        solution="guess = 1", run=["print(1)"])
+    assert prompt.source.startswith(":::{exercise} 3.9 · ★★ · Predict, then run: t\n:label: ex-3-9\n")
+    assert EXERCISE_TAG in _tags(prompt) and answer.source == "guess = None" and ran.source == "print(1)"
+    assert solution_of(solution.source) == "3.9" and code_blocks(solution.source) == "guess = 1\n"
+    assert SOLUTION_TAG in _tags(solution) and solution.metadata["jupyter"]["source_hidden"]
+    assert check_call(check.source) == ("3.9", "guess")
