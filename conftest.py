@@ -1,8 +1,8 @@
 """Test set-up shared by the doctests and nbval.
 
 - Doctests: every example in tlcourse's docstrings runs, with ``tl`` and ``torch`` in scope,
-  on stand-in data in a temporary data directory, and with the exercise checks lenient (some
-  examples show a wrong answer being caught, which strict mode would raise on).
+  on stand-in data in a temporary data directory, and with the exercise checks lenient (strict
+  mode would prove each exercise against its chapter's notebook, which a docstring is not).
 - nbval: the notebooks are committed without outputs, so the cells tagged
   ``nbval-check-output`` get their expected outputs from ``tests/notebook_outputs.json``
   (recorded by ``tests/record_notebook_outputs.py``) and nbval compares them exactly. They

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from ..models import LeNet
 from ..train import evaluate
-from .compare import Verdict, few as _few
+from .compare import Verdict, as_real, few as _few
 from .core import exercise, need
 
 __all__ = ["judge_cross_entropy", "judge_binary_cross_entropy", "judge_interpolation"]
@@ -36,18 +36,11 @@ def _close(a: float, b: float, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
     return math.isfinite(a) and abs(a - b) <= atol + rtol * abs(b)
 
 
-def _number(answer: Any) -> float | None:
-    """The answer as a float, or ``None`` when it is not one number."""
-    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
-        return float(answer)
-    return float(answer) if isinstance(answer, (int, float)) and not isinstance(answer, bool) else None
-
-
 @exercise("2.1", answer="uniform_loss", stars=1, kind="predict", mistake="uniform_loss = 0.1")
 def _uniform_loss(answer: Any, ns: Mapping[str, Any]) -> Verdict:
     y = need(ns, "yb_tgt")
     truth = float(F.cross_entropy(torch.zeros(len(y), 10, device=y.device), y))
-    value = _number(answer)
+    value = as_real(answer)
     if value is None:
         return Verdict(False, f"Give one number (a float), not {type(answer).__name__}.")
     if abs(value - truth) <= 0.01:

@@ -18,7 +18,7 @@ import torch
 
 from ..models import LeNet
 from ..sources import SOURCE_RECIPE, SourceRecipe, train_source
-from .compare import Verdict, same
+from .compare import Verdict, as_whole, same
 from .core import exercise, need
 
 __all__: list[str] = []  # judges are registered by exercise number
@@ -46,9 +46,9 @@ def _conv1_params(answer: Any, ns: Mapping[str, Any]) -> Verdict:
 def _sevens_wrong(answer: Any, ns: Mapping[str, Any]) -> Verdict:
     pred, y_test = need(ns, "pred", "y_test")
     truth = int(((y_test == 7) & (pred != 7)).sum())
-    if not isinstance(answer, int) and not (isinstance(answer, torch.Tensor) and answer.numel() == 1):
+    if as_whole(answer) is None:
         return Verdict(False, f"Give one whole number, not {type(answer).__name__}.")
-    if int(answer) == truth:
+    if as_whole(answer) == truth:
         return Verdict(True, "Well done: combine two conditions, then count.")
     if int(answer) == int((pred == 7).sum() - ((y_test == 7) & (pred == 7)).sum()):
         return Verdict(False, "You counted images predicted as 7 that are something else; the question is about "

@@ -21,7 +21,7 @@ from typing import Any
 from ..arms import CaseStudySettings, run_arm
 from ..casestudy_report import case_study_comparisons
 from ..comparison import Comparison, compare_arms
-from .compare import Verdict, close
+from .compare import Verdict, as_whole, close
 from .core import exercise, need
 
 __all__: list[str] = []  # judges are registered by exercise number
@@ -195,8 +195,9 @@ def _no_augment(answer: Any, ns: Mapping[str, Any]) -> Verdict:
 def _more_seeds(answer: Any, ns: Mapping[str, Any]) -> Verdict:
     results = need(ns, "results")
     seeds = list(results["metadata"]["seeds"])
-    if isinstance(answer, bool) or not isinstance(answer, int):
+    if as_whole(answer) is None:
         return Verdict(False, f"Give a whole number of seeds, not {type(answer).__name__}.")
+    answer = as_whole(answer)
     if answer < 2:
         return Verdict(False, "One seed gives one difference: no spread, so no interval at all.")
     if answer <= len(seeds):

@@ -25,7 +25,7 @@ from ..freezing import freeze
 from ..models import LeNetBN
 from ..regularise import distance_from
 from ..train import evaluate
-from .compare import Verdict
+from .compare import Verdict, as_whole
 from .core import ChapterObjectMissing, exercise, need
 
 __all__: list[str] = []  # judges are registered by exercise number
@@ -48,15 +48,6 @@ def _names(answer: Any) -> list[str] | None:
         return [answer]
     if isinstance(answer, (list, tuple, set)) and all(isinstance(a, str) for a in answer):
         return list(answer)
-    return None
-
-
-def _whole_number(answer: Any) -> int | None:
-    """``answer`` as an int if it is one whole number (an int or a one-element integer tensor), else ``None``."""
-    if isinstance(answer, torch.Tensor) and answer.numel() == 1 and not answer.is_floating_point():
-        return int(answer)
-    if isinstance(answer, numbers.Integral) and not isinstance(answer, bool):
-        return int(answer)
     return None
 
 
@@ -117,7 +108,7 @@ def _stage3_trainable(answer: Any, ns: Mapping[str, Any]) -> Verdict:
     # elements trainable after each stage, i.e. after 1, 2, 3, 4 calls of next()
     counts = [sum(p.numel() for p in net.parameters() if p.requires_grad) for _ in unfreezing_stages(net, BN_LAYERS)]
     truth = counts[2]
-    value = _whole_number(answer)
+    value = as_whole(answer)
     if value is None:
         return Verdict(False, f"Give one whole number, not {type(answer).__name__}.")
     if value == truth:

@@ -24,7 +24,7 @@ import torch
 from ..adapt import fine_tune
 from ..regularise import distance_from, l2sp_loss, parameter_snapshot
 from ..train import evaluate
-from .compare import Verdict, close
+from .compare import Verdict, as_real, close
 from .core import ChapterObjectMissing, exercise, need
 
 __all__: list[str] = []  # judges are registered by exercise number
@@ -32,15 +32,6 @@ __all__: list[str] = []  # judges are registered by exercise number
 ALPHA, BETA = 0.1, 0.01  # exercise 7.1's strengths, as its prompt states them
 STRONG = "L2-SP, α = 1000"  # exercise 7.2's run, as its cell names it in `runs`
 BASELINES = ("feature extraction", "full fine-tuning")
-
-
-def _number(answer: Any) -> float | None:
-    """``answer`` as a float if it is one real number (a Python number or a one-element tensor), else ``None``."""
-    if isinstance(answer, torch.Tensor) and answer.numel() == 1 and not answer.is_complex():
-        return float(answer)
-    if isinstance(answer, numbers.Real) and not isinstance(answer, bool):
-        return float(answer)
-    return None
 
 
 @exercise("7.1", answer="penalty_by_hand", stars=2, kind="compute",
@@ -53,7 +44,7 @@ def _penalty_by_hand(answer: Any, ns: Mapping[str, Any]) -> Verdict:
     size = sum(float(params[n].pow(2).sum()) for n in anchor)  # ‖w‖² of the copied weights
     head = sum(float(p.pow(2).sum()) for n, p in params.items() if n not in anchor)  # ‖w‖² of the new head
     truth = ALPHA / 2 * moved + BETA / 2 * head
-    if _number(answer) is None:
+    if as_real(answer) is None:
         return Verdict(False, f"Give one number (a float), not {type(answer).__name__}.")
     right = close(answer, truth, hint="", rtol=1e-4)
     if right.passed:
@@ -109,7 +100,7 @@ def _nearer_to(answer: Any, ns: Mapping[str, Any]) -> Verdict:
 def _new_beta(answer: Any, ns: Mapping[str, Any]) -> Verdict:
     run, tuning, alpha_for, split_budget, from_source, source_body, epochs, lr, beta = need(
         ns, "run", "tuning", "alpha_for", "split_budget", "from_source", "source_body", "EPOCHS", "LR", "BETA")
-    value = _number(answer)
+    value = as_real(answer)
     if value is None or not math.isfinite(value):
         return Verdict(False, f"Give one number, such as 0.1, not {answer!r}.")
     if value < 0:

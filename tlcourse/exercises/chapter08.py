@@ -22,7 +22,7 @@ from torch import nn
 from ..interpolation import interpolate_state_dicts
 from ..models import LeNet
 from ..soups import greedy_soup, uniform_soup
-from .compare import Verdict, close
+from .compare import Verdict, as_real, close
 from .core import exercise, need
 
 __all__: list[str] = []  # judges are registered by exercise number
@@ -82,9 +82,9 @@ def _midpoint_guess(answer: Any, ns: Mapping[str, Any]) -> Verdict:
 def _my_lam(answer: Any, ns: Mapping[str, Any]) -> Verdict:
     ends, run, validation, accuracy, both_tasks, n_val = need(
         ns, "ends", "run", "validation", "accuracy", "both_tasks", "n_val")
-    if isinstance(answer, bool) or not isinstance(answer, (int, float)):
+    lam = as_real(answer)
+    if lam is None:
         return Verdict(False, f"Give λ as a number, not {type(answer).__name__}.")
-    lam = float(answer)
     if not 0.0 < lam < 1.0:
         return Verdict(False, "Pick a λ strictly between 0 and 1: λ = 0 is θ_T' itself and λ = 1 is θ_S; the task "
                               "is a blend of the two.")

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ..pretrained import extract_features
 from ..selection import leep, logme, probe_on_features, rank_correlation
 from ..splits import per_class_subset
-from .compare import Verdict, close
+from .compare import Verdict, as_whole, close
 from .core import exercise, need
 
 __all__: list[str] = []  # judges are registered by exercise number
@@ -138,8 +138,9 @@ def _agreement(table: pd.DataFrame) -> dict[str, tuple[float, str]]:
 @exercise("9.4", answer="few_labels", stars=2, kind="change", mistake="few_labels = 10")
 def _few_labels(answer: Any, ns: Mapping[str, Any]) -> Verdict:
     budget, means = need(ns, "LABELS_PER_CLASS", "means")
-    if isinstance(answer, bool) or not isinstance(answer, int):
+    if as_whole(answer) is None:
         return Verdict(False, f"Give a whole number of labelled images per class, not {type(answer).__name__}.")
+    answer = as_whole(answer)
     if answer < 1:
         return Verdict(False, "Every class needs at least one labelled image.")
     if answer >= budget:

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import html
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -21,7 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-__all__ = ["CheckResult", "Verdict", "same", "close"]
+__all__ = ["CheckResult", "Verdict", "same", "close", "as_real", "as_whole"]
 
 
 class Verdict(NamedTuple):
@@ -173,3 +174,32 @@ def close(answer: Any, expected: Any, *, hint: str, rtol: float = 1e-4, atol: fl
         a, e = a.to(torch.complex128), e.to(torch.complex128)
     ok = torch.allclose(a, e, rtol=rtol, atol=atol)
     return Verdict(True, "Well done.") if ok else Verdict(False, hint)
+
+
+def as_real(answer: Any) -> float | None:
+    """``answer`` as a float if it is one real number (a Python or NumPy number, a one-element tensor), else ``None``.
+
+    Example:
+        >>> as_real(torch.tensor([2.5])), as_real(True), as_real("2")
+        (2.5, None, None)
+    """
+    if isinstance(answer, torch.Tensor) and answer.numel() == 1 and not answer.is_complex():
+        return float(answer)
+    if isinstance(answer, numbers.Real) and not isinstance(answer, bool):
+        return float(answer)
+    return None
+
+
+def as_whole(answer: Any) -> int | None:
+    """``answer`` as an int if it is one whole number (an int, a NumPy int, a one-element integer tensor), else ``None``.
+
+    Example:
+        >>> as_whole(torch.tensor(3)), as_whole(3.0), as_whole(False)
+        (3, None, None)
+    """
+    if isinstance(answer, torch.Tensor) and answer.numel() == 1 and not answer.is_floating_point() \
+            and not answer.is_complex() and answer.dtype != torch.bool:
+        return int(answer)
+    if isinstance(answer, numbers.Integral) and not isinstance(answer, bool):
+        return int(answer)
+    return None
