@@ -87,7 +87,8 @@ class Comparison:
         return f"<p>{html.escape(self.sentence())}</p>"
 
 
-def _t_quantile(confidence: float, df: int) -> float:
+def t_quantile(confidence: float, df: int) -> float:
+    """Student's t point of a two-sided ``confidence`` interval with ``df`` degrees of freedom."""
     from scipy import stats
     return float(stats.t.ppf((1 + confidence) / 2, df))
 
@@ -140,7 +141,7 @@ def compare_arms(runs: pd.DataFrame | Sequence[Mapping[str, Any]], arm: str, bas
     if n >= 2:
         mean = sum(diffs) / n
         sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
-        half = _t_quantile(confidence, n - 1) * sd / math.sqrt(n)
+        half = t_quantile(confidence, n - 1) * sd / math.sqrt(n)
         low, high = mean - half, mean + half
     return Comparison(arm, baseline, seeds, diffs, float(a.mean()), float(b.mean()), low, high, confidence, percent)
 

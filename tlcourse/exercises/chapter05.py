@@ -20,7 +20,7 @@ from typing import Any
 
 from ..arms import CaseStudySettings, run_arm
 from ..casestudy_report import case_study_comparisons
-from ..comparison import Comparison, compare_arms
+from ..comparison import Comparison, compare_arms, t_quantile
 from .compare import Verdict, as_whole, close
 from .core import exercise, need
 
@@ -28,13 +28,6 @@ __all__: list[str] = []  # judges are registered by exercise number
 
 VERDICTS = ("higher", "lower", "cannot tell")  # Comparison.verdict's three answers
 MAX_SEEDS = 10  # 5.4 trains two networks per extra seed: keep the check short
-
-
-def _t(confidence: float, df: int) -> float:
-    """Student's t point of a two-sided ``confidence`` interval with ``df`` degrees of freedom."""
-    from scipy import stats
-
-    return float(stats.t.ppf((1 + confidence) / 2, df))
 
 
 def _smallest(results: Mapping[str, Any]) -> str:
@@ -67,7 +60,7 @@ def _frozen_verdict(answer: Any, ns: Mapping[str, Any]) -> Verdict:
     n = len(truth.seeds)
     if guess == truth.verdict:
         return Verdict(True, f"Your prediction matches the interval computed from the {n} pairs of runs "
-                             f"(t = {_t(truth.confidence, n - 1):.1f} for {n} seeds).")
+                             f"(t = {t_quantile(truth.confidence, n - 1):.1f} for {n} seeds).")
     if truth.verdict == "cannot tell":
         return Verdict(False, "The means differ, but a difference of means is not a verdict: the interval is the "
                               "mean of the per-seed differences ± t × their standard deviation / √n. Look at how "
@@ -85,11 +78,11 @@ def _paired_variants(diffs: list[float], a: list[float], b: list[float], confide
     mean = sum(diffs) / n
     sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
     sd0 = math.sqrt(sum((d - mean) ** 2 for d in diffs) / n)
-    t = _t(confidence, n - 1)
+    t = t_quantile(confidence, n - 1)
     var = [sum((x - sum(xs) / n) ** 2 for x in xs) / (n - 1) for xs in (a, b)]
     unpaired = math.sqrt(var[0] / n + var[1] / n)
     around = {"normal": 1.96 * sd / math.sqrt(n), "population": t * sd0 / math.sqrt(n), "over n": t * sd / n,
-              "unpaired": t * unpaired, "unpaired 2n-2": _t(confidence, 2 * n - 2) * unpaired}
+              "unpaired": t * unpaired, "unpaired 2n-2": t_quantile(confidence, 2 * n - 2) * unpaired}
     return {name: (mean - h, mean + h) for name, h in around.items()}
 
 
@@ -215,5 +208,5 @@ def _more_seeds(answer: Any, ns: Mapping[str, Any]) -> Verdict:
     return Verdict(True, f"Measured with {answer} seeds ({len(extra)} new): {after} The interval is "
                          f"{100 * (after.high - after.low):.1f} points wide, against "
                          f"{100 * (before.high - before.low):.1f} with the chapter's {len(seeds)} seeds; t went from "
-                         f"{_t(before.confidence, len(seeds) - 1):.1f} to {_t(after.confidence, answer - 1):.1f}."
+                         f"{t_quantile(before.confidence, len(seeds) - 1):.1f} to {t_quantile(after.confidence, answer - 1):.1f}."
                          f"{_on_standin(results)}")
