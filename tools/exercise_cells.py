@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import nbformat
 
-from tlcourse.exercises.core import KINDS
+from tlcourse.exercises.core import KINDS, exercise_label
 
 STARS = {1: "★", 2: "★★", 3: "★★★"}
 
@@ -21,7 +21,7 @@ STARS = {1: "★", 2: "★★", 3: "★★★"}
 def cells(number: str, *, stars: int, kind: str, title: str, prompt: str, answer: str, placeholder: str,
           solution: str, explanation: str = "", run: list[str] = ()) -> list[nbformat.NotebookNode]:
     """The cells of exercise ``number``; ``placeholder`` is the answer cell's code (it sets ``answer = None``)."""
-    label = "ex-" + number.replace(".", "-")
+    label = exercise_label(number)
     head = f":::{{exercise}} {number} · {STARS[stars]} · {KINDS[kind]}: {title}\n:label: {label}\n:nonumber:\n\n"
     out = [nbformat.v4.new_markdown_cell(head + prompt.strip() + "\n:::", metadata={"tags": ["exercise"]})]
     out.append(nbformat.v4.new_code_cell(placeholder.strip()))

@@ -42,7 +42,7 @@ from ..envvars import env_choice
 from ..names import UnknownNameError, unknown_choice
 from .compare import UNANSWERED, CheckResult, Verdict
 
-__all__ = ["CHECKS_ENV", "KINDS", "Exercise", "EXERCISES", "exercise", "check", "judge_answer",
+__all__ = ["CHECKS_ENV", "KINDS", "Exercise", "EXERCISES", "exercise", "exercise_label", "check", "judge_answer",
            "ChapterObjectMissing", "need"]
 
 CHECKS_ENV = "TLCOURSE_CHECKS"
@@ -54,6 +54,16 @@ KINDS = {
     "write": "Write a function",  # the check runs the learner's function on test cases
 }
 Judge = Callable[[Any, Mapping[str, Any]], Verdict]
+
+
+def exercise_label(number: str) -> str:
+    """The label of exercise ``number``'s prompt and solution on the website: ``ex-3-1``.
+
+    Example:
+        >>> exercise_label("3.1")
+        'ex-3-1'
+    """
+    return "ex-" + number.replace(".", "-")
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,7 @@ class Exercise:
     @property
     def label(self) -> str:
         """The label of its prompt and solution on the website: ``ex-3-1``."""
-        return "ex-" + self.id.replace(".", "-")
+        return exercise_label(self.id)
 
 
 EXERCISES: dict[str, Exercise] = {}

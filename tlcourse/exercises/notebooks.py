@@ -27,6 +27,7 @@ from pathlib import Path
 import nbformat
 
 from ..files import repo_dir
+from .core import exercise_label
 
 __all__ = ["EXERCISE_TAG", "SOLUTION_TAG", "check_call", "solution_of", "code_blocks", "chapter_notebook",
            "solution_code"]
@@ -82,5 +83,5 @@ def solution_code(exercise_id: str) -> str:
     solutions = _solutions(path, path.stat().st_mtime)
     if exercise_id not in solutions:
         raise LookupError(f"{path.name} has no solution cell for exercise {exercise_id} "
-                          f"(a markdown cell opening with ':::{{solution}} ex-{exercise_id.replace('.', '-')}')")
+                          f"(a markdown cell opening with ':::{{solution}} {exercise_label(exercise_id)}')")
     return solutions[exercise_id]
