@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 import nbformat
@@ -31,8 +30,6 @@ from .exercises.core import CHECKS_ENV
 from .exercises.notebooks import SOLUTION_TAG, check_call
 
 __all__ = ["strip_solutions", "write_student_copies", "check_statuses", "collect_results"]
-
-_STATUS = re.compile(r"Exercise (\d+\.\d+): (Correct|Not yet|No answer yet)\.")
 
 
 def strip_solutions(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -63,9 +60,14 @@ def write_student_copies(notebooks: list[Path], out_dir: Path) -> list[Path]:
 def check_statuses(nb: nbformat.NotebookNode) -> dict[str, str]:
     """``{exercise: status}`` for each check cell of ``nb``, from its output ("not run" when it has none).
 
+    The status is the one the check's result writes into its output's metadata
+    (``CheckResult._repr_mimebundle_``), so no displayed text is parsed.
+
     Example:
+        >>> from tlcourse.exercises.compare import CheckResult
+        >>> data, metadata = CheckResult("3.1", False, "Hint")._repr_mimebundle_()
         >>> cell = nbformat.v4.new_code_cell('tl.check("3.1", x)')
-        >>> cell.outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "Exercise 3.1: Not yet. Hint"})]
+        >>> cell.outputs = [nbformat.v4.new_output("execute_result", data, metadata=metadata)]
         >>> check_statuses(nbformat.v4.new_notebook(cells=[cell]))
         {'3.1': 'not yet'}
     """
@@ -74,9 +76,9 @@ def check_statuses(nb: nbformat.NotebookNode) -> dict[str, str]:
         call = cell.cell_type == "code" and check_call(cell.source)
         if not call:
             continue
-        shown = [m for o in cell.get("outputs", []) for m in _STATUS.finditer(json.dumps(o, ensure_ascii=False))
-                 if m[1] == call[0]]
-        statuses[call[0]] = shown[-1][2].lower() if shown else "not run"
+        shown = [meta["status"] for o in cell.get("outputs", [])
+                 if (meta := o.get("metadata", {}).get("tlcourse")) and meta.get("exercise") == call[0]]
+        statuses[call[0]] = shown[-1] if shown else "not run"
     return statuses
 
 

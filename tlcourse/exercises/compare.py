@@ -44,23 +44,24 @@ class CheckResult:
     def __bool__(self) -> bool:
         return bool(self.passed)
 
-    def _status(self) -> str:
-        return {True: "Correct", False: "Not yet", None: "No answer yet"}[self.passed]
+    @property
+    def status(self) -> str:
+        """``"correct"``, ``"not yet"`` or ``"no answer yet"``."""
+        return {True: "correct", False: "not yet", None: "no answer yet"}[self.passed]
 
     def __repr__(self) -> str:
-        return f"Exercise {self.exercise}: {self._status()}. {self.message}"
+        return f"Exercise {self.exercise}: {self.status.capitalize()}. {self.message}"
 
     def _repr_html_(self) -> str:
         colour = {True: ("#166534", "#f0fdf4"), False: ("#9a3412", "#fff7ed"), None: ("#475569", "#f8fafc")}[self.passed]
         return (f'<div style="border-left:4px solid {colour[0]};background:{colour[1]};color:{colour[0]};'
                 f'padding:0.4em 0.8em;margin:0.3em 0"><strong>Exercise {html.escape(self.exercise)}: '
-                f"{self._status()}.</strong> {html.escape(self.message)}</div>")
+                f"{self.status.capitalize()}.</strong> {html.escape(self.message)}</div>")
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict, dict]:
         """Text and HTML, and in the output's metadata what an instructor's or the tests' tools read."""
         data = {"text/plain": repr(self), "text/html": self._repr_html_()}
-        status = {True: "correct", False: "not yet", None: "no answer yet"}[self.passed]
-        return data, {"tlcourse": {"exercise": self.exercise, "status": status, "proved": self.proved}}
+        return data, {"tlcourse": {"exercise": self.exercise, "status": self.status, "proved": self.proved}}
 
 
 UNANSWERED = "Replace the None in the exercise cell with your answer, run it, then run this check again."
