@@ -17,7 +17,7 @@ pin = $(shell sed -n 's/^$(1)==//p' constraints.txt)
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 BOOK_ARGS := . --config book/_config.yml --toc book/_toc.yml --path-output book
 
-.PHONY: help interpreter venv lab test unit book browser fashion-mnist bench timings outputs format gpu-check clean
+.PHONY: help interpreter venv lab test unit book browser fashion-mnist fortunes bench timings outputs format gpu-check clean
 
 help:
 	@echo "make lab    - create .venv if needed and open the course in JupyterLab"
@@ -60,7 +60,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
-lab: $(STAMP)
+lab: $(STAMP) fortunes
 	$(BIN)/jupyter lab $(ROOT_FLAG) notebooks/00_setup.ipynb
 
 # Tests never download. They run in the quick profile on the real data that installs offline
@@ -70,7 +70,7 @@ test: export TLCOURSE_PROFILE := $(or $(TLCOURSE_PROFILE),quick)
 test: export TLCOURSE_STANDIN := $(or $(TLCOURSE_STANDIN),cifar10)
 test: export TLCOURSE_DOWNLOAD := $(or $(TLCOURSE_DOWNLOAD),0)
 test: export TLCOURSE_CHECKS := $(or $(TLCOURSE_CHECKS),strict)
-test: $(STAMP) browser fashion-mnist
+test: $(STAMP) browser fashion-mnist fortunes
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --durations=10
 
 # Real Fashion-MNIST offline: Debian's dataset-fashion-mnist package (the four IDX files in
@@ -83,6 +83,18 @@ fashion-mnist:
 	    echo "Installing Debian's dataset-fashion-mnist (real Fashion-MNIST, offline)..."; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
 	  else echo "note: $(FASHION_MNIST) not found; install Debian's dataset-fashion-mnist package, or let torchvision download Fashion-MNIST (TLCOURSE_DOWNLOAD=1)"; fi; }
+
+# Real text offline (chapter 10): Debian's fortunes package, the fortune database's quotations
+# filed by topic in /usr/share/games/fortunes; elsewhere `brew install fortune` (macOS) or
+# `dnf install fortune-mod` (Fedora) put them where tlcourse looks.
+FORTUNES := /usr/share/games/fortunes/science
+fortunes:
+	@test -f $(FORTUNES) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Debian's fortunes (real text for chapter 10, offline)..."; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fortunes >/dev/null; } || \
+	      echo "note: apt-get could not install fortunes; chapter 10 will say how to get it"; \
+	  else echo "note: $(FORTUNES) not found; chapter 10 needs the fortune database: sudo apt-get install fortunes (Debian, Ubuntu), brew install fortune (macOS)"; fi; }
 
 # The website test opens pages in Debian's chromium (not a downloaded browser).
 browser:
