@@ -42,6 +42,11 @@ from .selection import *  # noqa: F403
 from .efficientnet import *  # noqa: F403
 from .pretrained import *  # noqa: F403
 from .imagenet_arm import *  # noqa: F403
+from .text_data import *  # noqa: F403
+from .text_tokens import *  # noqa: F403
+from .text_models import *  # noqa: F403
+from .text_lm import *  # noqa: F403
+from .text_budgets import *  # noqa: F403
 from .exercises import *  # noqa: F403
 
 __version__ = "0.1.0"
