@@ -42,6 +42,8 @@ from .selection import *  # noqa: F403
 from .efficientnet import *  # noqa: F403
 from .pretrained import *  # noqa: F403
 from .imagenet_arm import *  # noqa: F403
+from .hf_text import *  # noqa: F403
+from .hf_standin import *  # noqa: F403
 from .text_data import *  # noqa: F403
 from .text_tokens import *  # noqa: F403
 from .text_models import *  # noqa: F403
