@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import os
 import platform
 import time
@@ -63,12 +64,22 @@ def _where(record: dict) -> str:
     return record["gpu"] or f"{record['cpu_cores']} CPU cores"
 
 
-def timing_block(stem: str, *, records: dict[str, dict]) -> str | None:
+def datasets_used(path: Path) -> list[str]:
+    """The datasets a chapter's ``tl.start(..., datasets=[...])`` names (all of them without it)."""
+    code = "".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    call = re.search(r"tl\.start\(([^)]*)\)", code)
+    named = re.search(r"datasets=\[([^\]]*)\]", call.group(1)) if call else None
+    return re.findall(r"\"(\w+)\"", named.group(1)) if named else list(tl.DATASETS)
+
+
+def timing_block(stem: str, *, records: dict[str, dict], uses: list[str] | None = None) -> str | None:
     """The lines (markers included) that open notebook ``stem``: its time in each profile.
 
     Args:
         stem: the notebook's name without ``.ipynb``, e.g. ``03_source_model``.
         records: the contents of ``book/timings/<profile>.json``, by profile name.
+        uses: the datasets the notebook uses (``datasets_used``): a stand-in of another
+            dataset is not named in its line. None: all of them.
 
     Returns None when no record has a row for the notebook.
     """
@@ -81,7 +92,10 @@ def timing_block(stem: str, *, records: dict[str, dict]) -> str | None:
             continue
         parts.append(f"{fmt(row['seconds'])} in the `{profile}` profile")
         machines.add(_where(record))
-        standins.add(_data_words(record["standins"]))
+        used = record["standins"]
+        if uses is not None and isinstance(used, list):
+            used = [n for n in used if n in uses]
+        standins.add(_data_words(used))
     if not parts:
         return None
     times = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
@@ -114,7 +128,7 @@ def stamp_notebooks(paths: list[Path], *, timings: Path = TIMINGS) -> list[Path]
     records = {p.stem: json.loads(p.read_text()) for p in sorted(timings.glob("*.json"))}
     changed = []
     for path in paths:
-        block = timing_block(path.stem, records=records)
+        block = timing_block(path.stem, records=records, uses=datasets_used(path))
         nb = nbformat.read(path, as_version=4)
         opening = nb.cells[0]
         if block is None or opening.cell_type != "markdown":

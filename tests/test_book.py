@@ -236,13 +236,10 @@ def test_no_dead_launch_or_repository_button(built_book: Path) -> None:
 
 def _datasets_used(notebook: Path) -> list[str]:
     """The datasets a chapter's ``tl.start(..., datasets=[...])`` names (all of them without it)."""
-    import tlcourse as tl
-
-    code = "".join("".join(c["source"]) for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code")
-    call = re.search(r"tl\.start\(([^)]*)\)", code)
-    assert call, f"{notebook.name} has no tl.start(...) cell"
-    named = re.search(r"datasets=\[([^\]]*)\]", call.group(1))
-    return re.findall(r"\"(\w+)\"", named.group(1)) if named else list(tl.DATASETS)
+    spec = importlib.util.spec_from_file_location("time_notebooks", REPO / "benchmarks" / "time_notebooks.py")
+    timings = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(timings)
+    return timings.datasets_used(notebook)
 
 
 def test_stand_in_boxes_name_only_the_stand_ins_each_chapter_uses(built_book: Path) -> None:

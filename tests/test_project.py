@@ -486,7 +486,7 @@ def test_each_chapter_opens_with_its_measured_time() -> None:
     records = {p.stem: json.loads(p.read_text()) for p in sorted((REPO / "book" / "timings").glob("*.json"))}
     assert {"quick", "cpu"} <= set(records)
     for path in NOTEBOOKS:
-        block = timings.timing_block(path.stem, records=records)
+        block = timings.timing_block(path.stem, records=records, uses=timings.datasets_used(path))
         assert block is not None, f"book/timings has no measurement of {path.name}: run `make timings`"
         assert block in _source(_cells(path)[0]), (
             f"{path.name}: its opening does not show the measured times; run "
