@@ -62,7 +62,7 @@ TEXT_SETTINGS = {
     # CI: a slice of everything; results show that the code runs, not what transfer does.
     "quick": TextSettings(corpus_limit=1_500, pool_limit=120, test_per_class=50, vocab_size=2_000, dim=64,
                           hidden=64, window=48, pretrain_epochs=1, lm_finetune_epochs=1, max_length=48,
-                          batch_size=32, budgets=(8, 32), seeds=(0, 1), min_steps=8, head_steps=100),
+                          batch_size=32, budgets=(8, 32), seeds=(0, 1), min_steps=4, head_steps=100),
     # A laptop's two cores: every quotation, four budgets, three seeds, in minutes.
     "cpu": TextSettings(corpus_limit=None, pool_limit=None, test_per_class=100, vocab_size=4_000, dim=128,
                         hidden=128, window=64, pretrain_epochs=2, lm_finetune_epochs=2, max_length=64,
