@@ -72,6 +72,14 @@ def test_the_corpus_has_no_task_topic_no_left_out_topic_and_no_task_quotation(fo
     assert corpus == ["a wise word", "Are we having fun yet?", "bold text"]  # repeats and a science entry gone
 
 
+def test_the_held_out_corpus_text_is_not_in_the_vocabulary(fortunes):
+    material = tl.text_material(dataclasses.replace(SMALL, test_per_class=3))
+    assert material.held_out == 1 and material.corpus[0] == "a wise word"
+    wise = tl.token_ids(["wise"])[0]  # a piece only the held-out quotation uses
+    assert material.vocab.encode(wise) == [tl.UNK] * len(wise)
+    assert material.vocab.coverage(material.corpus_ids[1:]) == 1.0  # the rest is all in it
+
+
 def test_wordllama_tokenizer_round_trips_real_text_and_its_embeddings_have_a_row_per_piece():
     tok = tl.wordllama_tokenizer()
     text = "It is a capital mistake to theorize before one has data. -- Sherlock Holmes"

@@ -88,7 +88,8 @@ class TextMaterial:
     corpus_ids: list[list[int]]  # WordLlama tokenizer ids of each
     pool_ids: list[list[int]]
     test_ids: list[list[int]]
-    vocab: Vocabulary  # built on the corpus alone
+    vocab: Vocabulary  # built on the corpus alone, without its held-out part
+    held_out: int  # the corpus's first quotations (5%): seen neither by the vocabulary nor by pretraining
 
     def __repr__(self) -> str:
         tokens = sum(map(len, self.corpus_ids))
@@ -97,7 +98,11 @@ class TextMaterial:
 
 
 def text_material(settings: TextSettings) -> TextMaterial:
-    """Read the fortune quotations and tokenise them as ``settings`` says."""
+    """Read the fortune quotations and tokenise them as ``settings`` says.
+
+    The corpus's first 5% (``held_out``) is kept out of the vocabulary, so that its coverage
+    of held-out corpus text can be compared with its coverage of the target's.
+    """
     task = topic_task(test_per_class=settings.test_per_class, pool_limit=settings.pool_limit)
     corpus = unlabelled_corpus(task)
     if settings.corpus_limit is not None:
@@ -105,8 +110,9 @@ def text_material(settings: TextSettings) -> TextMaterial:
         keep = sorted(torch.randperm(len(corpus), generator=g)[: settings.corpus_limit].tolist())
         corpus = [corpus[i] for i in keep]
     corpus_ids = token_ids(corpus)
+    held_out = max(1, len(corpus) // 20)
     return TextMaterial(task, corpus, corpus_ids, token_ids(task.pool_texts), token_ids(task.test_texts),
-                        Vocabulary(corpus_ids, size=settings.vocab_size))
+                        Vocabulary(corpus_ids[held_out:], size=settings.vocab_size), held_out)
 
 
 @dataclass
