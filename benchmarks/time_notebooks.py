@@ -20,9 +20,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import re
 import os
 import platform
+import re
 import time
 from pathlib import Path
 

@@ -6,6 +6,7 @@ pages are opened headless from the built files, as a reader would open them.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -234,12 +236,19 @@ def test_no_dead_launch_or_repository_button(built_book: Path) -> None:
     assert not dead, "buttons or links to an address that is not published:\n" + "\n".join(dead)
 
 
+@functools.cache
+def _time_notebooks() -> ModuleType:
+    """benchmarks/time_notebooks.py, loaded once: its ``datasets_used`` reads a chapter's ``tl.start``."""
+    spec = importlib.util.spec_from_file_location("time_notebooks", REPO / "benchmarks" / "time_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _datasets_used(notebook: Path) -> list[str]:
     """The datasets a chapter's ``tl.start(..., datasets=[...])`` names (all of them without it)."""
-    spec = importlib.util.spec_from_file_location("time_notebooks", REPO / "benchmarks" / "time_notebooks.py")
-    timings = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(timings)
-    return timings.datasets_used(notebook)
+    assert "tl.start(" in notebook.read_text(), f"{notebook.name} has no tl.start(...) cell"
+    return _time_notebooks().datasets_used(notebook)
 
 
 def test_stand_in_boxes_name_only_the_stand_ins_each_chapter_uses(built_book: Path) -> None:

@@ -18,6 +18,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -122,7 +123,7 @@ class TrainedLM:
     model: LanguageModel  # in eval mode
     history: History  # per epoch: loss (nats per token) and next-token accuracy on the held-out text
     tokens: int  # training tokens per epoch
-    path: object  # the checkpoint
+    path: Path  # the checkpoint
     loaded: bool
     seconds: float
 

@@ -147,7 +147,7 @@ def pad_ids(sequences: Sequence[Sequence[int]], *, max_length: int) -> torch.Ten
 
 
 def _words(text: str) -> list[str]:
-    return [w for w in "".join(c.lower() if c.isalnum() else " " for c in text).split()]
+    return "".join(c.lower() if c.isalnum() else " " for c in text).split()
 
 
 def unknown_word_rate(source_texts: Iterable[str], target_texts: Iterable[str]) -> float:
