@@ -82,6 +82,16 @@ def _autocast_dtype(device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def _correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """How many of a batch's predictions are right: the argmax class; nothing to count for a regression."""
+    return (logits.argmax(dim=1) == y).sum() if logits.dim() == 2 else torch.zeros((), dtype=torch.long)
+
+
+def _accuracy(last_logits: torch.Tensor, correct: torch.Tensor, seen: int) -> float:
+    """Classification accuracy; NaN for a regression (one output per example, e.g. a predicted rating)."""
+    return correct.item() / seen if last_logits.dim() == 2 else float("nan")
+
+
 def train_one_epoch(
     model: nn.Module,
     loader: Batches,
@@ -135,11 +145,11 @@ def train_one_epoch(
             loss.backward()
             optimizer.step()
         total_loss += loss.detach().float() * len(y)  # mean -> sum over the batch
-        correct += (logits.argmax(dim=1) == y).sum()
+        correct += _correct(logits, y)
         seen += len(y)
     if seen == 0:
         raise ValueError("The training loader yielded no batches")
-    return {"loss": total_loss.item() / seen, "accuracy": correct.item() / seen}
+    return {"loss": total_loss.item() / seen, "accuracy": _accuracy(logits, correct, seen)}
 
 
 def evaluate(
@@ -176,11 +186,11 @@ def evaluate(
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 logits = model(x)  # (B, num_classes)
             total_loss += loss_fn(logits.float(), y) * len(y)
-            correct += (logits.argmax(dim=1) == y).sum()
+            correct += _correct(logits, y)
             seen += len(y)
     if seen == 0:
         raise ValueError("The evaluation loader yielded no batches")
-    return {"loss": total_loss.item() / seen, "accuracy": correct.item() / seen}
+    return {"loss": total_loss.item() / seen, "accuracy": _accuracy(logits, correct, seen)}
 
 
 def fit(
