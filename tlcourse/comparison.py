@@ -147,10 +147,11 @@ def compare_arms(runs: pd.DataFrame | Sequence[Mapping[str, Any]], arm: str, bas
 
 
 def summarise_runs(runs: pd.DataFrame | Sequence[Mapping[str, Any]], *, by: str | Sequence[str] = "method",
-                   value: str = "accuracy", percent: bool = True) -> pd.DataFrame:
+                   value: str = "accuracy", percent: bool = True, digits: int = 1) -> pd.DataFrame:
     """One row per method: mean, spread (sample std over seeds), min, max and the number of runs.
 
-    Rows keep the order in which methods first appear. ``"mean ± std"`` is a display column.
+    Rows keep the order in which methods first appear. ``"mean ± std"`` is a display column,
+    with ``digits`` decimals (of percent when ``percent``).
     Whether two methods differ is ``compare_arms``'s to say, not this table's.
 
     Example:
@@ -164,6 +165,6 @@ def summarise_runs(runs: pd.DataFrame | Sequence[Mapping[str, Any]], *, by: str 
     g = df.groupby(keys, sort=False)[value]
     out = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "min": g.min(), "max": g.max(), "runs": g.count()})
     scale = 100 if percent else 1
-    out["mean ± std"] = [f"{scale * m:.1f} ± {scale * s:.1f}" if not math.isnan(s) else f"{scale * m:.1f}"
+    out["mean ± std"] = [f"{scale * m:.{digits}f}" + ("" if math.isnan(s) else f" ± {scale * s:.{digits}f}")
                          for m, s in zip(out["mean"], out["std"])]
     return out

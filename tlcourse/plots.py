@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
 
-__all__ = ["show_images", "plot_history", "show_filters", "confusion_matrix", "plot_confusion"]
+__all__ = ["show_images", "plot_history", "show_filters", "confusion_matrix", "plot_confusion", "plot_arms"]
 
 
 def show_images(
@@ -214,5 +214,35 @@ def plot_confusion(
                         fontsize=8, color="white" if v > top / 2 else "black")
     if title:
         ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_arms(runs: Any, *, x: str, value: str, xlabel: str, ylabel: str, title: str, scale: float = 1.0,
+              by: str = "method", reference: tuple[str, float] | None = None) -> Figure:
+    """One line per arm: ``value`` against ``x``, the mean over seeds, bars from the lowest seed to the highest.
+
+    Args:
+        runs: a table with one row per run (the columns ``by``, ``x``, ``value``).
+        x, value: the columns on the two axes; ``x`` is shown in the order it first appears.
+        xlabel, ylabel, title: the labels.
+        scale: multiplies ``value`` (100 shows a fraction as percent).
+        by: the column naming the arm.
+        reference: ``(label, y)``: a dotted horizontal line, e.g. chance.
+    """
+    import matplotlib.pyplot as plt
+
+    xs = list(dict.fromkeys(runs[x]))
+    arms = list(dict.fromkeys(runs[by]))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for n, arm in enumerate(arms):
+        g = runs[runs[by] == arm].groupby(x, sort=False)[value]
+        mean, low, high = (scale * g.agg(f).reindex(xs) for f in ("mean", "min", "max"))
+        at = [i + 0.06 * (n - (len(arms) - 1) / 2) for i in range(len(xs))]  # side by side, not on top
+        ax.errorbar(at, mean, yerr=[mean - low, high - mean], marker="o", capsize=3, label=arm)
+    if reference is not None:
+        ax.axhline(reference[1], color="grey", lw=0.8, ls=":", label=reference[0])
+    ax.set(xticks=range(len(xs)), xticklabels=[str(v) for v in xs], xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -22,7 +22,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from pathlib import Path
@@ -31,11 +30,12 @@ from typing import Any
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
-from tqdm.auto import tqdm
 
 from .adapt import fine_tune, gradual_unfreezing
 from .names import unknown_choice
-from .results import results_dir, write_results
+from .plots import plot_arms
+from .results import results_dir
+from .run_grid import run_grid
 from .sources import data_fingerprint
 from .text_lm import TextMaterial, TextSettings
 from .text_models import CLASSIFIER_LAYERS, LanguageModel, LSTMEncoder, MeanEmbeddingClassifier, \
@@ -159,40 +159,18 @@ def text_budget_experiment(inputs: TextInputs, *, arms: tuple[str, ...] = TEXT_A
     s = inputs.settings
     key = data_fingerprint(inputs.pool, inputs.test, inputs.pool_y, *inputs.lm.state_dict().values(), repr(s))
     path = Path(path) if path is not None else results_dir() / f"text-budgets-{key}.json"
-    runs: list[dict[str, Any]] = []
-    if path.is_file():
-        saved = json.loads(path.read_text())
-        if saved.get("fingerprint") != key:
-            raise ValueError(f"{path} holds runs of other settings or data (fingerprint {saved.get('fingerprint')}, "
-                             f"now {key}): pass another path, or move that file away; nothing was run.")
-        runs = saved["runs"]
-    done = {(r["method"], r["budget"], r["seed"]) for r in runs}
-    plan = [(a, b, seed) for b in s.budgets for seed in s.seeds for a in arms
-            if (a, budget_label(b), seed) not in done]
-    for arm, budget, seed in tqdm(plan, desc="runs", leave=False, disable=not progress):
-        runs.append(run_text_arm(arm, inputs, budget=budget, seed=seed))
-        write_results(path, {"fingerprint": key, "runs": runs})
-    wanted = {(a, budget_label(b), seed) for a in arms for b in s.budgets for seed in s.seeds}
-    table = pd.DataFrame([r for r in runs if (r["method"], r["budget"], r["seed"]) in wanted])
+    plan = [(a, b, seed) for b in s.budgets for seed in s.seeds for a in arms]
+    runs = run_grid(plan, lambda a, b, seed: run_text_arm(a, inputs, budget=b, seed=seed), fingerprint=key,
+                    path=path, key=lambda r: (r["method"], None if r["budget"] == "all" else int(r["budget"]),
+                                              r["seed"]), progress=progress)
+    table = pd.DataFrame(runs)
     table.attrs["chance"] = 1 / inputs.classes  # the test set holds as many quotations of every topic
     return table
 
 
 def plot_text_budgets(runs: pd.DataFrame, *, title: str | None = None) -> Figure:
     """Test accuracy against labelled quotations per topic: each arm's mean over seeds, bars from min to max."""
-    import matplotlib.pyplot as plt
-    budgets = list(dict.fromkeys(runs["budget"]))
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for k, (arm, rows) in enumerate(runs.groupby("method", sort=False)):
-        g = rows.groupby("budget", sort=False)["accuracy"]
-        mean, low, high = (100 * g.agg(f).reindex(budgets) for f in ("mean", "min", "max"))
-        x = [i + 0.06 * (k - 1.5) for i in range(len(budgets))]
-        ax.errorbar(x, mean, yerr=[mean - low, high - mean], marker="o", capsize=3, label=arm)
-    chance = 100 * runs.attrs.get("chance", float("nan"))
-    if chance == chance:
-        ax.axhline(chance, color="grey", lw=0.8, ls=":", label="chance")
-    ax.set(xticks=range(len(budgets)), xticklabels=budgets, xlabel="labelled quotations per topic",
-           ylabel="test accuracy (%)", title=title or "Topic of a quotation: four ways to start")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    chance = runs.attrs.get("chance")
+    return plot_arms(runs, x="budget", value="accuracy", scale=100, xlabel="labelled quotations per topic",
+                     ylabel="test accuracy (%)", title=title or "Topic of a quotation: four ways to start",
+                     reference=None if chance is None else ("chance", 100 * chance))

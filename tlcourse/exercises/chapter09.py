@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ..pretrained import extract_features
 from ..selection import leep, logme, probe_on_features, rank_correlation
 from ..splits import per_class_subset
-from .compare import Verdict, as_whole, close
+from .compare import Verdict, as_choice, as_whole, close
 from .core import exercise, need
 
 __all__: list[str] = []  # judges are registered by exercise number
@@ -71,7 +71,7 @@ def _leep_by_hand(answer: Any, ns: Mapping[str, Any]) -> Verdict:
 def _leep_guess(answer: Any, ns: Mapping[str, Any]) -> Verdict:
     before, after = need(ns, "leep_before", "leep_after")
     choices = {"higher": "higher", "lower": "lower", "the same": "the same", "same": "the same"}
-    guess = choices.get(answer.strip().lower()) if isinstance(answer, str) else None
+    guess = as_choice(answer, choices)
     if guess is None:
         return Verdict(False, 'Write one of "higher", "lower" or "the same" as your prediction.')
     truth = ("the same" if abs(after - before) <= 1e-6 * max(1.0, abs(before))

@@ -24,7 +24,7 @@ from ..comparison import compare_arms
 from ..text_budgets import budget_label, run_text_arm, text_inputs
 from ..text_lm import TrainedLM
 from ..text_tokens import UNK
-from .compare import Verdict, as_real, as_whole, close
+from .compare import Verdict, as_choice, as_real, as_whole, close
 from .core import exercise, need
 
 __all__: list[str] = []  # judges are registered by exercise number
@@ -121,7 +121,7 @@ def _start_from(answer: Any, ns: Mapping[str, Any]) -> Verdict:
 @exercise("10.4", answer="mismatch_guess", stars=2, kind="predict", mistake='mismatch_guess = "higher"')
 def _mismatch_guess(answer: Any, ns: Mapping[str, Any]) -> Verdict:
     mismatch, runs, settings = need(ns, "mismatch", "runs", "settings")
-    guess = CHOICES.get(answer.strip().lower()) if isinstance(answer, str) else None
+    guess = as_choice(answer, CHOICES)
     if guess is None:
         return Verdict(False, 'Write one of "higher", "about the same" or "lower" as your prediction.')
     right = runs[(runs["method"] == "frozen embeddings") & (runs["budget"] == budget_label(settings.budgets[-1]))]

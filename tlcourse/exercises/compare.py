@@ -204,3 +204,15 @@ def as_whole(answer: Any) -> int | None:
     if isinstance(answer, numbers.Integral) and not isinstance(answer, bool):
         return int(answer)
     return None
+
+
+def as_choice(answer: Any, choices: Mapping[str, str]) -> str | None:
+    """The choice ``answer`` names (``choices`` maps each accepted wording to its choice), else ``None``.
+
+    Case and surrounding spaces do not matter; anything that is not a string is ``None``.
+
+    Example:
+        >>> as_choice(" Lower", {"lower": "lower", "same": "about the same"}), as_choice(3, {"3": "three"})
+        ('lower', None)
+    """
+    return choices.get(answer.strip().lower()) if isinstance(answer, str) else None
