@@ -49,6 +49,12 @@ from .text_tokens import *  # noqa: F403
 from .text_models import *  # noqa: F403
 from .text_lm import *  # noqa: F403
 from .text_budgets import *  # noqa: F403
+from .run_grid import *  # noqa: F403
+from .ratings_data import *  # noqa: F403
+from .ratings_eval import *  # noqa: F403
+from .recommender import *  # noqa: F403
+from .cross_domain import *  # noqa: F403
+from .side_info import *  # noqa: F403
 from .exercises import *  # noqa: F403
 
 __version__ = "0.1.0"

@@ -69,6 +69,11 @@ class Ratings:
     def n_items(self) -> int:
         return len(self.items)
 
+    def select(self, idx: torch.Tensor) -> Ratings:
+        """The ratings ``idx`` selects (the same users and items, so ids keep their meaning)."""
+        return Ratings(self.user[idx], self.item[idx], self.rating[idx], self.time[idx], self.items, self.users,
+                       self.source)
+
     def __repr__(self) -> str:
         return (f"MovieLens-100k: {len(self.rating):,} ratings by {self.n_users:,} users of {self.n_items:,} movies "
                 f"(read from {self.source}). {MOVIELENS_NOTICE}")
