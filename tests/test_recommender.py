@@ -540,14 +540,17 @@ def test_new_item_split_keeps_every_rating_of_a_new_movie_out_of_training():
 
 
 def test_the_new_movie_experiment_saves_its_runs_and_a_rerun_trains_nothing(tmp_path, monkeypatch):
-    import tlcourse.side_info
+    import tlcourse.recommender
 
     r = new_items_toy()
     settings = replace(TINY, new_item_fraction=0.5)
-    calls = count_training(monkeypatch, tlcourse.side_info)
+    calls = count_training(monkeypatch, tlcourse.recommender)
     kwargs = dict(settings=settings, seeds=(0, 1), path=tmp_path / "new.json", progress=False)
     first = cold_item_experiment(r, **kwargs)
-    assert len(calls) == 4 and list(zip(first["method"], first["seed"])) == [(a, s) for s in (0, 1) for a in ITEM_ARMS]
+    # each arm of each seed tries every λ on its own validation ratings
+    assert len(calls) == 4 * len(settings.regs)
+    assert list(zip(first["method"], first["seed"])) == [(a, s) for s in (0, 1) for a in ITEM_ARMS]
+    assert set(first["λ"]) <= set(settings.regs)
     assert first[["new movies", "known movies"]].gt(0).all().all()
     calls.clear()
     pd.testing.assert_frame_equal(cold_item_experiment(r, **kwargs), first)

@@ -38,7 +38,7 @@ from .results import results_dir
 from .run_grid import run_grid
 from .sources import data_fingerprint
 
-__all__ = ["CROSS_ARMS", "genre_domains", "cold_start_split", "train_source_domain", "run_cross_arm",
+__all__ = ["CROSS_ARMS", "genre_domains", "cold_start_split", "source_domain_model", "run_cross_arm",
            "cross_domain_experiment"]
 
 CROSS_ARMS = ("item mean", "target only", "transfer", "shuffled users")
@@ -78,7 +78,7 @@ def cold_start_split(ratings: Ratings, target: torch.Tensor, *, k: int, settings
     return mine[~held].sort().values, mine[held].sort().values
 
 
-def train_source_domain(ratings: Ratings, source: torch.Tensor, *, settings: RecSettings, seed: int,
+def source_domain_model(ratings: Ratings, source: torch.Tensor, *, settings: RecSettings, seed: int,
                         device: torch.device | str = "cpu") -> MatrixFactorization:
     """Matrix factorisation trained on every source-domain rating (no target movie is among them)."""
     idx = torch.nonzero(source).flatten()
@@ -104,7 +104,7 @@ def run_cross_arm(arm: str, ratings: Ratings, *, train: torch.Tensor, test: torc
     if arm in ("transfer", "shuffled users"):
         if source_model is None:
             raise ValueError(f"the {arm} arm needs source_model: a MatrixFactorization trained on the source "
-                             "(tl.train_source_domain)")
+                             "(tl.source_domain_model)")
         rows = torch.arange(ratings.n_users)
         if arm == "shuffled users":
             rows = torch.randperm(ratings.n_users, generator=torch.Generator().manual_seed(seed))
@@ -140,7 +140,7 @@ def cross_domain_experiment(ratings: Ratings, source: torch.Tensor, target: torc
     def run(arm: str, k: int, seed: int) -> dict[str, Any]:
         started = time.perf_counter()
         if arm in ("transfer", "shuffled users") and seed not in sources:
-            sources[seed] = train_source_domain(ratings, source, settings=settings, seed=seed, device=device)
+            sources[seed] = source_domain_model(ratings, source, settings=settings, seed=seed, device=device)
         train, test = cold_start_split(ratings, target, k=k, settings=settings, seed=seed)
         value = run_cross_arm(arm, ratings, train=train, test=test, settings=settings, seed=seed,
                               source_model=sources.get(seed), device=device)

@@ -15,7 +15,7 @@ Where they are found, first match wins:
 3. GroupLens's own files, downloaded once into ``data/ml-100k`` when downloads are allowed.
 
 Example:
-    >>> ratings = load_movielens()                       # doctest: +SKIP
+    >>> ratings = load_movielens()  # the copy make installs with recbole
     >>> len(ratings.rating), ratings.n_users, ratings.n_items
     (100000, 943, 1682)
 """

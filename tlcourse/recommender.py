@@ -38,7 +38,7 @@ from .ratings_eval import popularity, ranking_metrics, rmse
 from .text_models import TensorBatches
 
 __all__ = ["RecSettings", "REC_SETTINGS", "rec_settings", "MatrixFactorization", "rating_batches", "penalised", "train_ratings",
-           "click_examples", "click_model", "choose_penalty", "RANKERS", "ranking_runs"]
+           "click_examples", "click_model", "penalty_fits", "choose_penalty", "RANKERS", "ranking_runs"]
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,8 @@ class RecSettings:
     dim: int = 32  # embedding size
     epochs: int = 10  # passes over the ratings (rating models)
     lr: float = 5e-3  # Adam
-    reg: float = 0.03  # λ of the L2 penalty on the embeddings a batch uses (rating models; tl.rec_penalty)
-    regs: tuple[float, ...] = (0.01, 0.03, 0.1)  # the λ tried, chosen on validation ratings
+    reg: float = 0.1  # λ of the L2 penalty on the embeddings a batch uses (rating models; tl.rec_penalty)
+    regs: tuple[float, ...] = (0.03, 0.1, 0.3)  # the λ tried, chosen on validation ratings
     click_epochs: int = 10  # passes over the rated and sampled pairs (click models)
     negatives: int = 4  # sampled unrated movies per rated one (click models)
     ks: tuple[int, ...] = (1, 3, 5, 10, 20)  # target ratings a cold user keeps
@@ -64,7 +64,7 @@ REC_SETTINGS = {
     # CI: everything runs, on the real ratings, too briefly for the numbers to mean much.
     "quick": RecSettings(epochs=3, click_epochs=2, ks=(1, 20), seeds=(0, 1), batch_size=1024),
     # A laptop's CPU, a few minutes: the chapter's results.
-    "cpu": RecSettings(batch_size=512),
+    "cpu": RecSettings(batch_size=1024),
     # A GPU: more seeds, a narrower interval (these models are small: the GPU does not make them faster).
     "full": RecSettings(seeds=tuple(range(10))),
 }
@@ -189,6 +189,27 @@ def click_model(ratings: Ratings, idx: torch.Tensor, *, settings: RecSettings, r
     return model
 
 
+def penalty_fits(ratings: Ratings, fit: torch.Tensor, val: torch.Tensor, *, settings: RecSettings,
+                 make: Callable[[], MatrixFactorization] | None = None, seed: int = 0,
+                 device: torch.device | str = "cpu") -> list[tuple[float, float, MatrixFactorization]]:
+    """``(λ, validation RMSE, model)`` for each ``λ`` of ``settings.regs``: a model trained on ``fit``, scored on ``val``.
+
+    ``make`` builds each fresh model (default: ``MatrixFactorization`` with ``fit``'s mean);
+    each starts from ``seed``. No test rating is read.
+    """
+    def default() -> MatrixFactorization:
+        return MatrixFactorization(ratings.n_users, ratings.n_items, dim=settings.dim,
+                                   mean=float(ratings.rating[fit].mean()))
+
+    out = []
+    for reg in settings.regs:
+        torch.manual_seed(seed)
+        model = (make or default)().to(device)
+        train_ratings(model, ratings, fit, settings=replace(settings, reg=reg), seed=seed, device=device)
+        out.append((reg, rmse(model.score(ratings.user[val], ratings.item[val]), ratings.rating[val]), model))
+    return out
+
+
 def choose_penalty(ratings: Ratings, fit: torch.Tensor, val: torch.Tensor, *, settings: RecSettings, seed: int = 0,
                    device: torch.device | str = "cpu") -> tuple[float, pd.DataFrame]:
     """The ``λ`` of ``settings.regs`` whose rating model, trained on ``fit``, has the lowest RMSE on ``val``.
@@ -196,15 +217,8 @@ def choose_penalty(ratings: Ratings, fit: torch.Tensor, val: torch.Tensor, *, se
     Returns:
         the chosen ``λ`` and a table of every ``λ`` tried with its validation RMSE. No test rating is read.
     """
-    rows = []
-    for reg in settings.regs:
-        torch.manual_seed(seed)
-        model = MatrixFactorization(ratings.n_users, ratings.n_items, dim=settings.dim,
-                                    mean=float(ratings.rating[fit].mean())).to(device)
-        train_ratings(model, ratings, fit, settings=replace(settings, reg=reg), seed=seed, device=device)
-        rows.append({"λ": reg, "validation RMSE": rmse(model.score(ratings.user[val], ratings.item[val]),
-                                                        ratings.rating[val])})
-    table = pd.DataFrame(rows).set_index("λ")
+    fits = penalty_fits(ratings, fit, val, settings=settings, seed=seed, device=device)
+    table = pd.DataFrame([{"λ": reg, "validation RMSE": score} for reg, score, _ in fits]).set_index("λ")
     return float(table["validation RMSE"].idxmin()), table
 
 

@@ -8,7 +8,9 @@ decade, so a new comedy of the 1990s starts where the comedies of the 1990s are.
 
 ``new_item_split`` holds out every rating of a random ``new_item_fraction`` of the movies
 (the new movies) and each user's latest rating of the others (the known movies); the arms
-``collaborative`` (``MatrixFactorization``) and ``side information`` are scored on both.
+``collaborative`` (``MatrixFactorization``) and ``side information`` are scored on both,
+each with the ``λ`` its own validation ratings choose (each user's latest known rating
+before the test one), per seed.
 
 Example:
     >>> from tlcourse.side_info import ITEM_ARMS
@@ -29,7 +31,7 @@ from torch import nn
 from .names import unknown_choice
 from .ratings_data import GENRES, Ratings
 from .ratings_eval import rmse, split_per_user
-from .recommender import MatrixFactorization, RecSettings, train_ratings
+from .recommender import MatrixFactorization, RecSettings, penalty_fits
 from .results import results_dir
 from .run_grid import run_grid
 from .sources import data_fingerprint
@@ -99,20 +101,23 @@ def new_item_split(ratings: Ratings, *, settings: RecSettings, seed: int,
 
 def _run_item_arm(arm: str, ratings: Ratings, features: torch.Tensor, *, settings: RecSettings, seed: int,
                   device: torch.device | str) -> dict[str, Any]:
+    """One arm on one seed's split: ``λ`` chosen on validation ratings, then the test touched once."""
     started = time.perf_counter()
     train, new_test, known_test = new_item_split(ratings, settings=settings, seed=seed)
-    mean = float(ratings.rating[train].mean())
-    torch.manual_seed(seed)
-    if arm == "collaborative":
-        model = MatrixFactorization(ratings.n_users, ratings.n_items, dim=settings.dim, mean=mean)
-    else:
-        known = torch.bincount(ratings.item[train], minlength=ratings.n_items) > 0
-        model = SideInfoFactorization(ratings.n_users, features, known, dim=settings.dim, mean=mean)
-    model.to(device)
-    train_ratings(model, ratings, train, settings=settings, seed=seed, device=device)
+    fit, val = split_per_user(ratings, by="time", among=train)  # each user's latest known rating before the test
+    mean = float(ratings.rating[fit].mean())
+    known = torch.bincount(ratings.item[fit], minlength=ratings.n_items) > 0
+
+    def make() -> MatrixFactorization:
+        if arm == "collaborative":
+            return MatrixFactorization(ratings.n_users, ratings.n_items, dim=settings.dim, mean=mean)
+        return SideInfoFactorization(ratings.n_users, features, known, dim=settings.dim, mean=mean)
+
+    reg, _, model = min(penalty_fits(ratings, fit, val, settings=settings, make=make, seed=seed, device=device),
+                        key=lambda f: f[1])
     scored = {name: rmse(model.score(ratings.user[t], ratings.item[t]), ratings.rating[t])
               for name, t in (("new movies", new_test), ("known movies", known_test))}
-    return {"method": arm, "seed": seed, **scored, "new_ratings": len(new_test),
+    return {"method": arm, "seed": seed, "λ": reg, **scored, "new_ratings": len(new_test),
             "seconds": round(time.perf_counter() - started, 2)}
 
 
