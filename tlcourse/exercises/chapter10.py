@@ -24,7 +24,7 @@ from ..comparison import compare_arms
 from ..text_budgets import budget_label, run_text_arm, text_inputs
 from ..text_lm import TrainedLM
 from ..text_tokens import UNK
-from .compare import Verdict, as_choice, as_real, as_whole, close
+from .compare import Verdict, as_choice, as_real, as_whole, by_gap, close
 from .core import exercise, need
 
 __all__: list[str] = []  # judges are registered by exercise number
@@ -126,7 +126,7 @@ def _mismatch_guess(answer: Any, ns: Mapping[str, Any]) -> Verdict:
         return Verdict(False, 'Write one of "higher", "about the same" or "lower" as your prediction.')
     right = runs[(runs["method"] == "frozen embeddings") & (runs["budget"] == budget_label(settings.budgets[-1]))]
     gap = 100 * (pd.DataFrame(mismatch)["accuracy"].mean() - right["accuracy"].mean())
-    truth = "about the same" if abs(gap) <= 3 else "higher" if gap > 0 else "lower"
+    truth = by_gap(gap, within=3)
     if guess == truth:
         return Verdict(True, "Your prediction matches the cell above. An embedding row means something only under "
                              "the tokenizer it was trained with; with another tokenizer's ids every token gets an "

@@ -20,7 +20,7 @@ from ..comparison import compare_arms
 from ..cross_domain import cross_domain_experiment, genre_domains
 from ..names import unknown_choice
 from ..ratings_data import GENRES
-from .compare import Verdict, as_choice, as_real, close
+from .compare import Verdict, as_choice, as_real, by_gap, close
 from .core import exercise, need
 
 __all__: list[str] = []  # judges are registered by exercise number
@@ -64,8 +64,7 @@ def _rating_model_guess(answer: Any, ns: Mapping[str, Any]) -> Verdict:
     if guess is None:
         return Verdict(False, 'Write one of "higher", "about the same" or "lower" as your prediction.')
     mean = ranks.groupby("method")["HR@10"].mean()
-    gap = 100 * (mean["rating model"] - mean["popularity"])
-    truth = "about the same" if abs(gap) <= 2 else "higher" if gap > 0 else "lower"
+    truth = by_gap(100 * (mean["rating model"] - mean["popularity"]), within=2)
     if guess == truth:
         return Verdict(True, "Your prediction matches the cell above. A model of stars learns how much people like "
                              "what they watched; the test asks what they watch next.")
@@ -80,8 +79,8 @@ def _shuffled_guess(answer: Any, ns: Mapping[str, Any]) -> Verdict:
     if guess is None:
         return Verdict(False, 'Write one of "better", "about the same" or "worse" as your prediction.')
     mean = failure.groupby("method")["rmse"].mean()
-    gap = mean["shuffled users"] - mean["target only"]
-    truth = "about the same" if abs(gap) <= SAME_RMSE else "worse" if gap > 0 else "better"
+    truth = by_gap(mean["shuffled users"] - mean["target only"], within=SAME_RMSE,
+                   words=("better", "about the same", "worse"))
     if guess == truth:
         return Verdict(True, "Your prediction matches the table above (for RMSE, lower is better). A "
                              "transferred vector is only as good as the match between the source's users and the "

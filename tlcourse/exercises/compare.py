@@ -216,3 +216,13 @@ def as_choice(answer: Any, choices: Mapping[str, str]) -> str | None:
         ('lower', None)
     """
     return choices.get(answer.strip().lower()) if isinstance(answer, str) else None
+
+
+def by_gap(gap: float, *, within: float, words: tuple[str, str, str] = ("lower", "about the same", "higher")) -> str:
+    """What a measured ``gap`` says in a prediction's words: below ``-within``, within, or above ``within``.
+
+    Example:
+        >>> by_gap(-3.5, within=3), by_gap(0.004, within=0.005, words=("better", "about the same", "worse"))
+        ('lower', 'about the same')
+    """
+    return words[1] if abs(gap) <= within else words[2] if gap > 0 else words[0]
