@@ -62,7 +62,7 @@ class RecSettings:
 
 REC_SETTINGS = {
     # CI: everything runs, on the real ratings, too briefly for the numbers to mean much.
-    "quick": RecSettings(epochs=3, click_epochs=2, ks=(1, 20), seeds=(0, 1), batch_size=1024),
+    "quick": RecSettings(epochs=3, click_epochs=1, regs=(0.1, 0.3), ks=(1, 20), seeds=(0, 1), batch_size=1024),
     # A laptop's CPU, a few minutes: the chapter's results.
     "cpu": RecSettings(batch_size=1024),
     # A GPU: more seeds, a narrower interval (these models are small: the GPU does not make them faster).
