@@ -33,7 +33,7 @@ import torch
 from .names import unknown_choice
 from .ratings_data import Ratings
 from .ratings_eval import item_means, rmse
-from .recommender import MatrixFactorization, RecSettings, train_ratings
+from .recommender import MatrixFactorization, RecSettings, rating_model, train_ratings
 from .results import results_dir
 from .run_grid import run_grid
 from .sources import data_fingerprint
@@ -83,8 +83,7 @@ def source_domain_model(ratings: Ratings, source: torch.Tensor, *, settings: Rec
     """Matrix factorisation trained on every source-domain rating (no target movie is among them)."""
     idx = torch.nonzero(source).flatten()
     torch.manual_seed(seed)
-    model = MatrixFactorization(ratings.n_users, ratings.n_items, dim=settings.dim,
-                                mean=float(ratings.rating[idx].mean())).to(device)
+    model = rating_model(ratings, idx, settings=settings, device=device)
     train_ratings(model, ratings, idx, settings=settings, seed=seed, device=device)
     return model
 
@@ -99,8 +98,7 @@ def run_cross_arm(arm: str, ratings: Ratings, *, train: torch.Tensor, test: torc
     if arm == "item mean":
         return rmse(item_means(ratings, train)[ratings.item[test]], actual)
     torch.manual_seed(seed)
-    model = MatrixFactorization(ratings.n_users, ratings.n_items, dim=settings.dim,
-                                mean=float(ratings.rating[train].mean())).to(device)
+    model = rating_model(ratings, train, settings=settings, device=device)
     if arm in ("transfer", "shuffled users"):
         if source_model is None:
             raise ValueError(f"the {arm} arm needs source_model: a MatrixFactorization trained on the source "

@@ -230,8 +230,6 @@ def plot_arms(runs: Any, *, x: str, value: str, xlabel: str, ylabel: str, title:
         by: the column naming the arm.
         reference: ``(label, y)``: a dotted horizontal line, e.g. chance.
     """
-    import matplotlib.pyplot as plt
-
     xs = list(dict.fromkeys(runs[x]))
     arms = list(dict.fromkeys(runs[by]))
     fig, ax = plt.subplots(figsize=(7, 4))

@@ -37,7 +37,7 @@ from .ratings_data import Ratings
 from .ratings_eval import popularity, ranking_metrics, rmse
 from .text_models import TensorBatches
 
-__all__ = ["RecSettings", "REC_SETTINGS", "rec_settings", "MatrixFactorization", "rating_batches", "penalised", "train_ratings",
+__all__ = ["RecSettings", "REC_SETTINGS", "rec_settings", "MatrixFactorization", "rating_batches", "penalised", "train_ratings", "rating_model",
            "click_examples", "click_model", "penalty_fits", "choose_penalty", "RANKERS", "ranking_runs"]
 
 
@@ -148,6 +148,16 @@ def train_ratings(model: MatrixFactorization, ratings: Ratings, idx: torch.Tenso
                      loss_fn=penalised(model, F.mse_loss, settings.reg))
 
 
+def rating_model(ratings: Ratings, idx: torch.Tensor, *, settings: RecSettings,
+                 device: torch.device | str = "cpu") -> MatrixFactorization:
+    """A fresh rating model: ``settings.dim``-dimensional, ``μ`` the mean of the ratings ``idx`` selects.
+
+    Its random start is torch's global random state: seed it first (``torch.manual_seed``).
+    """
+    return MatrixFactorization(ratings.n_users, ratings.n_items, dim=settings.dim,
+                               mean=float(ratings.rating[idx].mean())).to(device)
+
+
 def click_examples(ratings: Ratings, idx: torch.Tensor, *, negatives: int, seed: int) -> tuple[torch.Tensor,
                                                                                                torch.Tensor]:
     """Pairs ``(N, 2)`` and labels ``(N,)``: each rating ``idx`` selects (1) and ``negatives`` unrated movies (0).
@@ -194,17 +204,13 @@ def penalty_fits(ratings: Ratings, fit: torch.Tensor, val: torch.Tensor, *, sett
                  device: torch.device | str = "cpu") -> list[tuple[float, float, MatrixFactorization]]:
     """``(λ, validation RMSE, model)`` for each ``λ`` of ``settings.regs``: a model trained on ``fit``, scored on ``val``.
 
-    ``make`` builds each fresh model (default: ``MatrixFactorization`` with ``fit``'s mean);
+    ``make`` builds each fresh model (default: ``rating_model`` of ``fit``);
     each starts from ``seed``. No test rating is read.
     """
-    def default() -> MatrixFactorization:
-        return MatrixFactorization(ratings.n_users, ratings.n_items, dim=settings.dim,
-                                   mean=float(ratings.rating[fit].mean()))
-
     out = []
     for reg in settings.regs:
         torch.manual_seed(seed)
-        model = (make or default)().to(device)
+        model = (make or (lambda: rating_model(ratings, fit, settings=settings)))().to(device)
         train_ratings(model, ratings, fit, settings=replace(settings, reg=reg), seed=seed, device=device)
         out.append((reg, rmse(model.score(ratings.user[val], ratings.item[val]), ratings.rating[val]), model))
     return out
@@ -236,10 +242,9 @@ def ranking_runs(ratings: Ratings, train: torch.Tensor, test: torch.Tensor, *, s
     rows = []
     for seed in seeds:
         torch.manual_seed(seed)
-        rating_model = MatrixFactorization(ratings.n_users, ratings.n_items, dim=settings.dim,
-                                           mean=float(ratings.rating[train].mean())).to(device)
-        train_ratings(rating_model, ratings, train, settings=settings, seed=seed, device=device)
-        scorers = {"popularity": lambda u, i: pop[i], "rating model": rating_model.score,
+        stars = rating_model(ratings, train, settings=settings, device=device)
+        train_ratings(stars, ratings, train, settings=settings, seed=seed, device=device)
+        scorers = {"popularity": lambda u, i: pop[i], "rating model": stars.score,
                    "click model": click_model(ratings, train, settings=settings, reg=0.0, seed=seed,
                                               device=device).score}
         for name in RANKERS:

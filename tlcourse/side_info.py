@@ -31,7 +31,7 @@ from torch import nn
 from .names import unknown_choice
 from .ratings_data import GENRES, Ratings
 from .ratings_eval import rmse, split_per_user
-from .recommender import MatrixFactorization, RecSettings, penalty_fits
+from .recommender import MatrixFactorization, RecSettings, penalty_fits, rating_model
 from .results import results_dir
 from .run_grid import run_grid
 from .sources import data_fingerprint
@@ -110,7 +110,7 @@ def _run_item_arm(arm: str, ratings: Ratings, features: torch.Tensor, *, setting
 
     def make() -> MatrixFactorization:
         if arm == "collaborative":
-            return MatrixFactorization(ratings.n_users, ratings.n_items, dim=settings.dim, mean=mean)
+            return rating_model(ratings, fit, settings=settings)
         return SideInfoFactorization(ratings.n_users, features, known, dim=settings.dim, mean=mean)
 
     reg, _, model = min(penalty_fits(ratings, fit, val, settings=settings, make=make, seed=seed, device=device),

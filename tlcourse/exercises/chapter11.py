@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import pandas as pd
 
 from ..comparison import compare_arms
 from ..cross_domain import cross_domain_experiment, genre_domains
@@ -120,7 +119,7 @@ def _small_source(answer: Any, ns: Mapping[str, Any]) -> Verdict:
     runs = cross_domain_experiment(ratings, source, target, settings=settings, arms=("target only", "transfer"),
                                    ks=(k,), device=run.device, progress=False)
     comparison = compare_arms(runs, "transfer", "target only", value="rmse", percent=False)
-    table = pd.DataFrame(runs).groupby("method")["rmse"].mean()
+    table = runs.groupby("method")["rmse"].mean()
     return Verdict(True, f"Measured with a source of {held:,} ratings ({', '.join(genres)}) at k = {k}, seeds "
                          f"{list(settings.seeds)}: RMSE target only {table['target only']:.3f}, transfer "
                          f"{table['transfer']:.3f}. {comparison.sentence()} (Lower is better.)")
