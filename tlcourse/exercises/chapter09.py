@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ..pretrained import extract_features
 from ..selection import leep, logme, probe_on_features, rank_correlation
 from ..splits import per_class_subset
-from .compare import Verdict, as_choice, as_whole, close
+from .compare import Verdict, as_whole, close, judge_prediction
 from .core import exercise, need
 
 __all__: list[str] = []  # judges are registered by exercise number
@@ -71,19 +71,16 @@ def _leep_by_hand(answer: Any, ns: Mapping[str, Any]) -> Verdict:
 def _leep_guess(answer: Any, ns: Mapping[str, Any]) -> Verdict:
     before, after = need(ns, "leep_before", "leep_after")
     choices = {"higher": "higher", "lower": "lower", "the same": "the same", "same": "the same"}
-    guess = as_choice(answer, choices)
-    if guess is None:
-        return Verdict(False, 'Write one of "higher", "lower" or "the same" as your prediction.')
     truth = ("the same" if abs(after - before) <= 1e-6 * max(1.0, abs(before))
              else "higher" if after > before else "lower")
-    if guess == truth:
-        return Verdict(True, "Your prediction matches the cell above. LEEP learns P(target class | source output) "
-                             "from the target data itself, so it does not care what a source output is called: "
-                             "relabelling the outputs wrecks the network on its own task and leaves its LEEP "
-                             "where it was.")
-    return Verdict(False, "The cell above disagrees with your prediction: compare its two LEEP values. LEEP never "
-                          "reads the names of the source's classes; it estimates P(target class | source output) "
-                          "from the target data. What happens to that table when the outputs swap names?")
+    return judge_prediction(
+        answer, choices, truth, ask='Write one of "higher", "lower" or "the same" as your prediction.',
+        right="Your prediction matches the cell above. LEEP learns P(target class | source output) from the target "
+              "data itself, so it does not care what a source output is called: relabelling the outputs wrecks the "
+              "network on its own task and leaves its LEEP where it was.",
+        wrong="The cell above disagrees with your prediction: compare its two LEEP values. LEEP never reads the "
+              "names of the source's classes; it estimates P(target class | source output) from the target data. "
+              "What happens to that table when the outputs swap names?")
 
 
 @exercise("9.3", answer="tau_by_hand", stars=2, kind="compute", mistake="""\

@@ -24,7 +24,7 @@ from ..comparison import compare_arms
 from ..text_budgets import budget_label, run_text_arm, text_inputs
 from ..text_lm import TrainedLM
 from ..text_tokens import UNK
-from .compare import Verdict, as_choice, as_real, as_whole, by_gap, close
+from .compare import Verdict, as_real, as_whole, by_gap, close, judge_prediction
 from .core import exercise, need
 
 __all__: list[str] = []  # judges are registered by exercise number
@@ -121,15 +121,13 @@ def _start_from(answer: Any, ns: Mapping[str, Any]) -> Verdict:
 @exercise("10.4", answer="mismatch_guess", stars=2, kind="predict", mistake='mismatch_guess = "higher"')
 def _mismatch_guess(answer: Any, ns: Mapping[str, Any]) -> Verdict:
     mismatch, runs, settings = need(ns, "mismatch", "runs", "settings")
-    guess = as_choice(answer, CHOICES)
-    if guess is None:
-        return Verdict(False, 'Write one of "higher", "about the same" or "lower" as your prediction.')
     right = runs[(runs["method"] == "frozen embeddings") & (runs["budget"] == budget_label(settings.budgets[-1]))]
     gap = 100 * (pd.DataFrame(mismatch)["accuracy"].mean() - right["accuracy"].mean())
-    truth = by_gap(gap, within=3)
-    if guess == truth:
-        return Verdict(True, "Your prediction matches the cell above. An embedding row means something only under "
-                             "the tokenizer it was trained with; with another tokenizer's ids every token gets an "
-                             "unrelated piece's vector, and nothing raises an error.")
-    return Verdict(False, "The cell above disagrees with your prediction: compare its two accuracies. What does "
-                          "row i of WordLlama's matrix hold when i is the small vocabulary's number for a piece?")
+    return judge_prediction(
+        answer, CHOICES, by_gap(gap, within=3),
+        ask='Write one of "higher", "about the same" or "lower" as your prediction.',
+        right="Your prediction matches the cell above. An embedding row means something only under the tokenizer "
+              "it was trained with; with another tokenizer's ids every token gets an unrelated piece's vector, and "
+              "nothing raises an error.",
+        wrong="The cell above disagrees with your prediction: compare its two accuracies. What does row i of "
+              "WordLlama's matrix hold when i is the small vocabulary's number for a piece?")

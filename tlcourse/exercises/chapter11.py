@@ -19,7 +19,7 @@ from ..comparison import compare_arms
 from ..cross_domain import cross_domain_experiment, genre_domains
 from ..names import unknown_choice
 from ..ratings_data import GENRES
-from .compare import Verdict, as_choice, as_real, by_gap, close
+from .compare import Verdict, as_real, by_gap, close, judge_prediction
 from .core import exercise, need
 
 __all__: list[str] = []  # judges are registered by exercise number
@@ -58,34 +58,27 @@ def _filled(answer: Any, ns: Mapping[str, Any]) -> Verdict:
 
 @exercise("11.2", answer="rating_model_guess", stars=2, kind="predict", mistake='rating_model_guess = "higher"')
 def _rating_model_guess(answer: Any, ns: Mapping[str, Any]) -> Verdict:
-    ranks = need(ns, "ranks")
-    guess = as_choice(answer, LEVEL)
-    if guess is None:
-        return Verdict(False, 'Write one of "higher", "about the same" or "lower" as your prediction.')
-    mean = ranks.groupby("method")["HR@10"].mean()
-    truth = by_gap(100 * (mean["rating model"] - mean["popularity"]), within=2)
-    if guess == truth:
-        return Verdict(True, "Your prediction matches the cell above. A model of stars learns how much people like "
-                             "what they watched; the test asks what they watch next.")
-    return Verdict(False, "The cell above disagrees with your prediction: compare the two HR@10 means. What did the "
-                          "rating model see during training, and what did it never see?")
+    mean = need(ns, "ranks").groupby("method")["HR@10"].mean()
+    return judge_prediction(
+        answer, LEVEL, by_gap(100 * (mean["rating model"] - mean["popularity"]), within=2),
+        ask='Write one of "higher", "about the same" or "lower" as your prediction.',
+        right="Your prediction matches the cell above. A model of stars learns how much people like what they "
+              "watched; the test asks what they watch next.",
+        wrong="The cell above disagrees with your prediction: compare the two HR@10 means. What did the rating "
+              "model see during training, and what did it never see?")
 
 
 @exercise("11.3", answer="shuffled_guess", stars=2, kind="predict", mistake='shuffled_guess = "better"')
 def _shuffled_guess(answer: Any, ns: Mapping[str, Any]) -> Verdict:
-    failure = need(ns, "failure")
-    guess = as_choice(answer, BETTER)
-    if guess is None:
-        return Verdict(False, 'Write one of "better", "about the same" or "worse" as your prediction.')
-    mean = failure.groupby("method")["rmse"].mean()
+    mean = need(ns, "failure").groupby("method")["rmse"].mean()
     truth = by_gap(mean["shuffled users"] - mean["target only"], within=SAME_RMSE,
                    words=("better", "about the same", "worse"))
-    if guess == truth:
-        return Verdict(True, "Your prediction matches the table above (for RMSE, lower is better). A "
-                             "transferred vector is only as good as the match between the source's users and the "
-                             "target's.")
-    return Verdict(False, "The table above disagrees with your prediction (for RMSE, lower is better). What "
-                          "does a cold user's starting vector say about them when it belongs to someone else?")
+    return judge_prediction(
+        answer, BETTER, truth, ask='Write one of "better", "about the same" or "worse" as your prediction.',
+        right="Your prediction matches the table above (for RMSE, lower is better). A transferred vector is only "
+              "as good as the match between the source's users and the target's.",
+        wrong="The table above disagrees with your prediction (for RMSE, lower is better). What does a cold user's "
+              "starting vector say about them when it belongs to someone else?")
 
 
 def _genres(answer: Any) -> tuple[str, ...] | None:

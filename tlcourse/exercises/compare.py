@@ -226,3 +226,19 @@ def by_gap(gap: float, *, within: float, words: tuple[str, str, str] = ("lower",
         ('lower', 'about the same')
     """
     return words[1] if abs(gap) <= within else words[2] if gap > 0 else words[0]
+
+
+def judge_prediction(answer: Any, choices: Mapping[str, str], truth: str, *, ask: str, right: str,
+                     wrong: str) -> Verdict:
+    """A predict exercise's verdict: ``ask`` if ``answer`` names none of ``choices``, else ``right`` or ``wrong``.
+
+    ``truth`` is the choice the measurement supports (e.g. from ``by_gap``).
+
+    Example:
+        >>> judge_prediction("Lower", {"lower": "lower", "higher": "higher"}, "lower", ask="?", right="yes", wrong="no")
+        Verdict(passed=True, message='yes')
+    """
+    guess = as_choice(answer, choices)
+    if guess is None:
+        return Verdict(False, ask)
+    return Verdict(True, right) if guess == truth else Verdict(False, wrong)
