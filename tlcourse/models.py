@@ -1,7 +1,8 @@
 """The networks the course trains: the document's small CNN, a CIFAR ResNet, ImageNet models.
 
 ``LeNet`` is the document's model with its one bug fixed (``LeNetBN``: with BatchNorm): the flatten size is computed
-from the image size instead of hard-coded to 320 (right for 28×28, wrong for 32×32).
+from the image size instead of hard-coded to 320 (right for 28×28, wrong for 32×32). ``WideCNN`` is the same
+network made wider (32 and 64 filters, 256 hidden units): a big teacher to distil into a LeNet.
 The ImageNet models come from torchvision's weights API, with the head replaced.
 
 Example:
@@ -25,7 +26,8 @@ from torchvision.models.resnet import BasicBlock, ResNet
 
 from .checkpoints import CheckpointError, archive_damage
 
-__all__ = ["LeNet", "LeNetBN", "cifar_resnet18", "imagenet_weights", "imagenet_weights_file", "imagenet_model", "replace_head"]
+__all__ = ["LeNet", "LeNetBN", "WideCNN", "cifar_resnet18", "imagenet_weights", "imagenet_weights_file",
+           "imagenet_model", "replace_head"]
 
 
 class LeNet(nn.Module):
@@ -45,24 +47,48 @@ class LeNet(nn.Module):
         (320, 500)
     """
 
+    widths = (10, 20, 50)  # conv1's filters, conv2's filters, fc1's hidden units (the document's)
+
     def __init__(self, *, in_channels: int = 1, image_size: int = 28, num_classes: int = 10) -> None:
         super().__init__()
+        c1, c2, hidden = self.widths
         # Each block: 5×5 conv without padding (-4 pixels), then a 2×2 max-pool (halves).
         side = ((image_size - 4) // 2 - 4) // 2
         if side < 1:
-            raise ValueError(f"LeNet needs image_size >= 16; got {image_size}")
-        self.flat_features = 20 * side * side  # 20 channels × side × side
-        self.conv1 = nn.Conv2d(in_channels, 10, kernel_size=5)
-        self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
-        self.fc1 = nn.Linear(self.flat_features, 50)
-        self.fc2 = nn.Linear(50, num_classes)
+            raise ValueError(f"{type(self).__name__} needs image_size >= 16; got {image_size}")
+        self.flat_features = c2 * side * side  # conv2's channels × side × side
+        self.conv1 = nn.Conv2d(in_channels, c1, kernel_size=5)
+        self.conv2 = nn.Conv2d(c1, c2, kernel_size=5)
+        self.fc1 = nn.Linear(self.flat_features, hidden)
+        self.fc2 = nn.Linear(hidden, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)  # (B, 10, (S-4)/2, (S-4)/2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)  # (B, 20, side, side)
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)  # (B, c1, (S-4)/2, (S-4)/2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)  # (B, c2, side, side)
         x = x.flatten(1)  # (B, flat_features); flatten(1) keeps the batch axis, view(-1, 320) did not check it
-        x = F.relu(self.fc1(x))  # (B, 50)
+        x = F.relu(self.fc1(x))  # (B, hidden)
         return self.fc2(x)  # (B, num_classes) logits
+
+
+class WideCNN(LeNet):
+    """``LeNet`` made wider: 32 and 64 filters, 256 hidden units; about 15 times its parameters.
+
+    The same layers and names (``conv1``, ``conv2``, ``fc1``, ``fc2``) and the same forward
+    pass; only the widths differ. The course's big model: a teacher to distil into a LeNet
+    (``tl.distillation_loss``), trained by ``tl.train_source(..., architecture="wide_cnn")``.
+
+    Args:
+        in_channels: 1 for grey images, 3 for colour.
+        image_size: height = width of the input; sets ``fc1``'s input size.
+        num_classes: outputs of ``fc2``.
+
+    Example:
+        >>> count = lambda model: sum(p.numel() for p in model.parameters())
+        >>> WideCNN().fc1.in_features, count(WideCNN()) // count(LeNet())
+        (1024, 14)
+    """
+
+    widths = (32, 64, 256)
 
 
 class LeNetBN(LeNet):

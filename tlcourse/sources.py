@@ -1,12 +1,12 @@
 """Source networks: every chapter trains or loads its source through ``train_source``.
 
-One function, one recipe (``SOURCE_RECIPE``), one cache. A source is the network a
-chapter transfers *from*: a LeNet (or ``LeNetBN``) trained on MNIST, Fashion-MNIST or
-CIFAR-10 at the input shape the chapter needs. The checkpoint's file name holds a
-fingerprint of everything the weights depend on (the training images and labels
-themselves, the architecture, input shape, recipe, seed, epochs and batch size), so
-other data (real or stand-in, 1,000 or 4,000 digits) or another recipe trains a new
-source instead of loading a wrong one. Training saves every finished epoch beside the
+One function, one recipe (``SOURCE_RECIPE``), one cache. A source is the network a chapter
+transfers *from*: a LeNet (or ``LeNetBN``, or chapter 12's wider ``WideCNN`` teacher)
+trained on MNIST, Fashion-MNIST or CIFAR-10 at the input shape the chapter needs. The
+checkpoint's file name holds a fingerprint of everything the weights depend on (the training
+images and labels themselves, the architecture, input shape, recipe, seed, epochs and batch
+size), so other data (real or stand-in, 1,000 or 4,000 digits) or another recipe trains a
+new source instead of loading a wrong one. Training saves every finished epoch beside the
 checkpoint: Ctrl-C raises ``SourceInterrupted`` saying what was kept, and the next call
 resumes where it stopped.
 
@@ -35,7 +35,7 @@ from .data import dataset_tensors, load_dataset
 from .files import ensure_writable, remove_stale_temporaries, repo_dir
 from .images import grey_to_rgb32
 from .loaders import DeviceLoader
-from .models import LeNet, LeNetBN
+from .models import LeNet, LeNetBN, WideCNN
 from .names import unknown_choice
 from .session import dataset_title
 from .train import History, fit
@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 CHECKPOINTS_ENV = "TLCOURSE_CHECKPOINTS"
-SOURCE_ARCHITECTURES: dict[str, type[LeNet]] = {"lenet": LeNet, "lenet_bn": LeNetBN}
+SOURCE_ARCHITECTURES: dict[str, type[LeNet]] = {"lenet": LeNet, "lenet_bn": LeNetBN, "wide_cnn": WideCNN}
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,8 @@ def train_source(dataset: str = "mnist", *, profile: Profile | None = None, devi
         dataset: ``"mnist"``, ``"fashion_mnist"`` or ``"cifar10"``.
         profile: sizes and epochs; default ``get_profile()``.
         device: where it trains and where the returned model lives.
-        architecture: ``"lenet"`` (the document's CNN) or ``"lenet_bn"`` (with BatchNorm).
+        architecture: ``"lenet"`` (the document's CNN), ``"lenet_bn"`` (with BatchNorm) or
+            ``"wide_cnn"`` (a wider LeNet, about 15 times its parameters: a teacher to distil).
         in_channels, image_size: the input it takes; default the dataset's own
             (digits: 1x28, or 1x32 / 3x32 padded).
         seed: initialisation, batch order, and which images a ``train_size`` limit keeps.

@@ -34,8 +34,9 @@ from tqdm.auto import tqdm
 from . import plots
 from .checkpoints import load_checkpoint, save_checkpoint
 from .freezing import keep_frozen_bn_eval
+from .loaders import DeviceLoader
 
-__all__ = ["History", "train_one_epoch", "evaluate", "fit"]
+__all__ = ["History", "train_one_epoch", "evaluate", "accuracy_on", "fit"]
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
@@ -82,14 +83,23 @@ def _autocast_dtype(device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def _is_classification(logits: torch.Tensor, y: torch.Tensor) -> bool:
+    """One class label per example (``y`` is ``(B,)``) and one score per class (``logits`` is ``(B, C)``).
+
+    Not a regression (``(B,)`` outputs, e.g. a predicted rating), nor a target with several values
+    per example (``(B, tasks)`` labels of a multi-task network, ``(B, 1 + C)`` of distillation).
+    """
+    return logits.dim() == 2 and y.dim() == 1
+
+
 def _correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """How many of a batch's predictions are right: the argmax class; nothing to count for a regression."""
-    return (logits.argmax(dim=1) == y).sum() if logits.dim() == 2 else torch.zeros((), dtype=torch.long)
+    """How many of a batch's predictions are right: the argmax class; nothing to count unless it is a classification."""
+    return (logits.argmax(dim=1) == y).sum() if _is_classification(logits, y) else torch.zeros((), dtype=torch.long)
 
 
-def _accuracy(last_logits: torch.Tensor, correct: torch.Tensor, seen: int) -> float:
-    """Classification accuracy; NaN for a regression (one output per example, e.g. a predicted rating)."""
-    return correct.item() / seen if last_logits.dim() == 2 else float("nan")
+def _accuracy(last_logits: torch.Tensor, last_y: torch.Tensor, correct: torch.Tensor, seen: int) -> float:
+    """Classification accuracy; NaN when there is no one class per example to be right about (see above)."""
+    return correct.item() / seen if _is_classification(last_logits, last_y) else float("nan")
 
 
 def train_one_epoch(
@@ -149,7 +159,7 @@ def train_one_epoch(
         seen += len(y)
     if seen == 0:
         raise ValueError("The training loader yielded no batches")
-    return {"loss": total_loss.item() / seen, "accuracy": _accuracy(logits, correct, seen)}
+    return {"loss": total_loss.item() / seen, "accuracy": _accuracy(logits, y, correct, seen)}
 
 
 def evaluate(
@@ -190,7 +200,26 @@ def evaluate(
             seen += len(y)
     if seen == 0:
         raise ValueError("The evaluation loader yielded no batches")
-    return {"loss": total_loss.item() / seen, "accuracy": _accuracy(logits, correct, seen)}
+    return {"loss": total_loss.item() / seen, "accuracy": _accuracy(logits, y, correct, seen)}
+
+
+def accuracy_on(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device | str, *,
+                batch_size: int = 1024) -> float:
+    """The accuracy of ``model`` on the inputs ``x`` with labels ``y``: ``evaluate`` over them in order.
+
+    uint8 images ``(N, C, H, W)`` are scaled to [0, 1] on the device, as ``DeviceLoader`` does;
+    any other tensor is fed to the model as it is.
+
+    Example:
+        >>> accuracy_on(nn.Identity(), torch.tensor([[1.0, 0.0], [1.0, 0.0]]), torch.tensor([0, 1]), "cpu")
+        0.5
+    """
+    device = torch.device(device)
+    if x.dtype == torch.uint8:
+        batches = DeviceLoader(x, y, batch_size=batch_size, device=device, shuffle=False)
+    else:
+        batches = [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    return evaluate(model, batches, device)["accuracy"]
 
 
 def fit(
