@@ -55,6 +55,13 @@ from .ratings_eval import *  # noqa: F403
 from .recommender import *  # noqa: F403
 from .cross_domain import *  # noqa: F403
 from .side_info import *  # noqa: F403
+from .distillation import *  # noqa: F403
+from .inference_time import *  # noqa: F403
+from .compression import *  # noqa: F403
+from .shifts import *  # noqa: F403
+from .multitask import *  # noqa: F403
+from .multitask_runs import *  # noqa: F403
+from .surgical import *  # noqa: F403
 from .exercises import *  # noqa: F403
 
 __version__ = "0.1.0"

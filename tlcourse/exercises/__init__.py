@@ -8,7 +8,7 @@ hints they give.
 
 # each chapter module registers its exercises
 from . import chapter00, chapter01, chapter02, chapter03, chapter04  # noqa: F401
-from . import chapter05, chapter06, chapter07, chapter08, chapter09, chapter10, chapter11  # noqa: F401
+from . import chapter05, chapter06, chapter07, chapter08, chapter09, chapter10, chapter11, chapter12, chapter13  # noqa: F401
 from .compare import CheckResult, Verdict, close, same
 from .core import CHECKS_ENV, EXERCISES, KINDS, Exercise, check, exercise, need
 
