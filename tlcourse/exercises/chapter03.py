@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import torch
 
 from ..models import LeNet
 from ..sources import SOURCE_RECIPE, SourceRecipe, train_source

@@ -15,11 +15,9 @@ Example:
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
 
 from ..adapt import fine_tune
 from ..regularise import distance_from, l2sp_loss, parameter_snapshot

@@ -24,14 +24,12 @@ from ..comparison import compare_arms
 from ..text_budgets import budget_label, run_text_arm, text_inputs
 from ..text_lm import TrainedLM
 from ..text_tokens import UNK
-from .compare import Verdict, as_real, as_whole, by_gap, close, judge_prediction
+from .compare import LEVEL, Verdict, as_real, as_whole, by_gap, close, judge_prediction
 from .core import exercise, need
 
 __all__: list[str] = []  # judges are registered by exercise number
 
 WORD = "photosynthesis"  # the word of exercise 10.1
-CHOICES = {"higher": "higher", "lower": "lower", "about the same": "about the same", "the same": "about the same",
-           "same": "about the same"}
 
 
 @exercise("10.1", answer="pieces_guess", stars=1, kind="predict", mistake="pieces_guess = 1")
@@ -124,7 +122,7 @@ def _mismatch_guess(answer: Any, ns: Mapping[str, Any]) -> Verdict:
     right = runs[(runs["method"] == "frozen embeddings") & (runs["budget"] == budget_label(settings.budgets[-1]))]
     gap = 100 * (pd.DataFrame(mismatch)["accuracy"].mean() - right["accuracy"].mean())
     return judge_prediction(
-        answer, CHOICES, by_gap(gap, within=3),
+        answer, LEVEL, by_gap(gap, within=3),
         ask='Write one of "higher", "about the same" or "lower" as your prediction.',
         right="Your prediction matches the cell above. An embedding row means something only under the tokenizer "
               "it was trained with; with another tokenizer's ids every token gets an unrelated piece's vector, and "

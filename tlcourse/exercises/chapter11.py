@@ -19,13 +19,11 @@ from ..comparison import compare_arms
 from ..cross_domain import cross_domain_experiment, genre_domains
 from ..names import unknown_choice
 from ..ratings_data import GENRES
-from .compare import Verdict, as_real, by_gap, close, judge_prediction
+from .compare import LEVEL, Verdict, as_real, by_gap, close, judge_prediction
 from .core import exercise, need
 
 __all__: list[str] = []  # judges are registered by exercise number
 
-LEVEL = {"higher": "higher", "about the same": "about the same", "the same": "about the same",
-         "same": "about the same", "lower": "lower"}
 BETTER = {"better": "better", "about the same": "about the same", "the same": "about the same",
           "same": "about the same", "worse": "worse"}
 TARGET = ("Comedy",)  # the chapter's target domain

@@ -23,13 +23,11 @@ from ..comparison import compare_arms
 from ..compression import distill_experiment
 from ..distillation import parameter_count
 from ..models import LeNet
-from .compare import Verdict, as_real, as_whole, by_gap, close, judge_prediction
+from .compare import LEVEL, Verdict, as_real, as_whole, by_gap, close, judge_prediction
 from .core import exercise, need
 
 __all__: list[str] = []  # judges are registered by exercise number
 
-LEVEL = {"higher": "higher", "about the same": "about the same", "the same": "about the same",
-         "same": "about the same", "lower": "lower"}
 HOT, COLD = 4.0, 1.0  # the two temperatures of exercise 12.2
 SAME_TOP = 0.01  # two mean top-class probabilities this close are "about the same" (exercise 12.2)
 SAME_POINTS = 1.0  # percentage points: two mean accuracies this close are "about the same" (exercise 12.3)

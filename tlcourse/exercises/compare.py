@@ -64,6 +64,10 @@ class CheckResult:
         return data, {"tlcourse": {"exercise": self.exercise, "status": self.status, "proved": self.proved}}
 
 
+# The words a "higher / about the same / lower" prediction may use, each to the choice it names (see as_choice).
+LEVEL = {"higher": "higher", "about the same": "about the same", "the same": "about the same",
+         "same": "about the same", "lower": "lower"}
+
 UNANSWERED = "Replace the None in the exercise cell with your answer, run it, then run this check again."
 
 
