@@ -12,6 +12,7 @@ from torch import nn
 
 import tlcourse as tl
 import tlcourse.compression as compression
+import tlcourse.quantisation as quantisation
 
 TINY = tl.CompressionSettings(teacher_images=200, teacher_epochs=1, transfer_images=60, budgets=(2, 4), seeds=(0, 1),
                               epochs=1, batch_size=16, temperatures=(1.0, 4.0), validation_per_class=2,
@@ -181,7 +182,7 @@ def test_int8_linear_layers_shrink_the_student_and_keep_its_outputs() -> None:
 
 
 def test_without_an_int8_engine_the_table_says_so_and_keeps_the_float_row(monkeypatch, capsys) -> None:
-    monkeypatch.setattr(compression, "_int8_engines", lambda: set())
+    monkeypatch.setattr(quantisation, "_int8_engines", lambda: set())
     with pytest.raises(tl.QuantisationUnavailable, match="no int8 engine"):
         tl.quantise_linear_layers(tl.LeNet())
     table = tl.quantisation_table(tl.LeNet(num_classes=3), tiny_material(), settings=TINY)

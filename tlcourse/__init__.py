@@ -58,6 +58,7 @@ from .side_info import *  # noqa: F403
 from .distillation import *  # noqa: F403
 from .inference_time import *  # noqa: F403
 from .compression import *  # noqa: F403
+from .quantisation import *  # noqa: F403
 from .shifts import *  # noqa: F403
 from .multitask import *  # noqa: F403
 from .multitask_runs import *  # noqa: F403

@@ -14,8 +14,8 @@ saw, of which only ``k`` per class carry a label. Three ways to train the studen
 
 ``choose_temperature`` picks ``T`` on a validation split carved from a label budget
 (``tl.carve_validation``); ``distill_experiment`` runs methods × budgets × seeds through
-``tl.run_grid``; ``quantisation_table`` measures a student before and after int8 weights
-(``tl.model_table``: accuracy, saved size, milliseconds per image). ``COMPRESSION_SETTINGS`` holds
+``tl.run_grid``; ``tlcourse.quantisation`` measures a student before and after int8 weights.
+``COMPRESSION_SETTINGS`` holds
 the sizes per run profile (``compression_settings()``).
 
 Example:
@@ -26,10 +26,8 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import math
 import time
-import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -37,12 +35,10 @@ from typing import Any
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .adapt import fine_tune
 from .config import Profile, get_profile
 from .distillation import distillation_loss_fn, soft_targets
-from .inference_time import model_table
 from .models import LeNet
 from .names import unknown_choice
 from .results import results_dir
@@ -53,8 +49,7 @@ from .text_models import TensorBatches
 from .train import accuracy_on
 
 __all__ = ["CompressionSettings", "COMPRESSION_SETTINGS", "compression_settings", "DISTILL_METHODS",
-           "DistillMaterial", "compression_material", "train_student", "choose_temperature", "distill_experiment",
-           "QuantisationUnavailable", "quantise_linear_layers", "quantisation_table"]
+           "DistillMaterial", "compression_material", "train_student", "choose_temperature", "distill_experiment"]
 
 DATASET = "fashion_mnist"
 DISTILL_METHODS = ("labels only", "hard targets", "distilled")
@@ -281,54 +276,3 @@ def distill_experiment(material: DistillMaterial, *, settings: CompressionSettin
     plan = [(m, b, s) for b in budgets for s in seeds for m in methods]
     return pd.DataFrame(run_grid(plan, run, key=lambda r: (r["method"], r["budget"], r["seed"]), fingerprint=key,
                                  path=path, progress=progress))
-
-
-class QuantisationUnavailable(RuntimeError):
-    """This PyTorch build cannot quantise a model dynamically (no ``torch.ao.quantization`` or no int8 engine)."""
-
-
-def _int8_engines() -> set[str]:
-    """The int8 back ends this PyTorch build has for the CPU (fbgemm, x86, qnnpack, ...)."""
-    return set(torch.backends.quantized.supported_engines) - {"none"}
-
-
-def quantise_linear_layers(model: nn.Module) -> nn.Module:
-    """A CPU copy of ``model`` whose ``nn.Linear`` layers hold int8 weights (PyTorch's dynamic quantisation).
-
-    The weights are stored as 8-bit integers with one scale each; activations are quantised
-    on the fly at each call. Convolutions stay float32. The quantised kernels run on the CPU.
-
-    Raises:
-        QuantisationUnavailable: this PyTorch has no ``torch.ao.quantization.quantize_dynamic``
-            or no int8 engine; the message says what to do.
-    """
-    try:
-        from torch.ao.quantization import quantize_dynamic
-    except ImportError:
-        raise QuantisationUnavailable(f"this PyTorch ({torch.__version__}) has no torch.ao.quantization."
-                                      "quantize_dynamic: the int8 rows are skipped (PyTorch's torchao package "
-                                      "offers the same on newer versions)") from None
-    if not _int8_engines():
-        raise QuantisationUnavailable(f"this PyTorch build ({torch.__version__}) has no int8 engine for the CPU: "
-                                      "the int8 rows are skipped")
-    with warnings.catch_warnings():
-        # PyTorch announces torch.ao's move to torchao; the API works on the pinned version, and the
-        # notice would print under the learner's cell
-        warnings.filterwarnings("ignore", message=r"torch\.ao\.quantization is deprecated", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor", category=UserWarning)
-        return quantize_dynamic(copy.deepcopy(model).cpu().eval(), {nn.Linear}, dtype=torch.qint8)
-
-
-def quantisation_table(model: nn.Module, material: DistillMaterial, *, settings: CompressionSettings) -> pd.DataFrame:
-    """``model`` before and after ``quantise_linear_layers``: test accuracy, saved size, ms per image, on the CPU.
-
-    Where this PyTorch cannot quantise, the table holds the float32 row alone and the reason is printed.
-    """
-    float32 = copy.deepcopy(model).cpu().eval()
-    models = {"float32": float32}
-    try:
-        models["int8 linear layers"] = quantise_linear_layers(float32)
-    except QuantisationUnavailable as reason:
-        print(f"No int8 row: {reason}.")
-    table = model_table(models, material.test_x, material.test_y, device="cpu", **settings.timing())
-    return table.drop(columns="parameters")  # an int8 layer's packed weights are no nn.Parameter to count
