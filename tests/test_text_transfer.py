@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import tlcourse as tl
-from tlcourse import text_budgets
+from tlcourse import text_budgets, text_lm
 from tlcourse.data import DataUnavailableError
 
 REAL = pytest.mark.skipif(not any((f / "science").is_file() for f in tl.FORTUNE_FOLDERS),
@@ -155,6 +155,45 @@ def test_a_language_model_trains_once_and_later_calls_load_it(tmp_path, monkeypa
     stage2 = tl.train_language_model(texts[:2], texts[2:4], SMALL, epochs=1, start=first.model)
     assert not stage2.loaded and stage2.path != first.path  # started from stage 1: another checkpoint
     assert not list(tmp_path.glob("*.partial*"))
+
+
+def test_a_language_model_interrupted_keeps_its_epochs_and_resumes_as_if_never_stopped(tmp_path, monkeypatch):
+    """Ctrl-C during pretraining: the finished epochs are kept, and the next call resumes (tl.fit_once)."""
+    monkeypatch.setenv("TLCOURSE_CHECKPOINTS", str(tmp_path))
+    texts = [[3 + (i * 7 + j) % 30 for j in range(9)] for i in range(20)]
+    started = []
+
+    class Windows(tl.LMWindows):
+        stop_at = 1  # the epoch that Ctrl-C interrupts as it starts; -1: none
+
+        def set_epoch(self, epoch: int) -> None:  # tl.fit calls it on the training windows only
+            started.append(epoch)
+            if epoch == Windows.stop_at:
+                raise KeyboardInterrupt
+            super().set_epoch(epoch)
+
+    monkeypatch.setattr(text_lm, "LMWindows", Windows)
+    with pytest.raises(tl.SourceInterrupted, match=r"kept the language model's first 1 of 3 epochs .*the next "
+                                                    r"train_language_model call"):
+        tl.train_language_model(texts[2:], texts[:2], SMALL, epochs=3)
+    Windows.stop_at = -1
+    resumed = tl.train_language_model(texts[2:], texts[:2], SMALL, epochs=3)
+    assert started == [0, 1, 1, 2] and not resumed.loaded, "the finished epoch was trained again"
+    assert resumed.history.epochs == 3 and not list(tmp_path.glob("*.partial*"))
+    monkeypatch.setenv("TLCOURSE_CHECKPOINTS", str(tmp_path / "whole"))
+    whole = tl.train_language_model(texts[2:], texts[:2], SMALL, epochs=3)
+    assert whole.history.test_loss == resumed.history.test_loss  # interrupted and resumed = trained in one go
+    assert all(torch.equal(a, b) for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()))
+
+
+def test_a_language_model_is_not_trained_when_its_checkpoint_cannot_be_written(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("TLCOURSE_CHECKPOINTS", str(blocker / "checkpoints"))
+    texts = [[3 + (i * 7 + j) % 30 for j in range(9)] for i in range(6)]
+    with pytest.raises(tl.OutputNotWritableError, match=r"trained language model"):
+        tl.train_language_model(texts[2:], texts[:2], SMALL, epochs=1)
+    assert blocker.read_text() == "not a folder"
 
 
 def fake_inputs(fortunes):

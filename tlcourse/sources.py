@@ -23,8 +23,10 @@ import hashlib
 import html
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -50,6 +52,7 @@ __all__ = [
     "data_fingerprint",
     "checkpoint_dir",
     "source_tensors",
+    "fit_once",
     "train_source",
 ]
 
@@ -75,8 +78,8 @@ SOURCE_RECIPE = SourceRecipe()
 class SourceInterrupted(KeyboardInterrupt):
     """Ctrl-C while a source trains; ``kept`` says which epochs were kept (the next call resumes)."""
 
-    def __init__(self, kept: str) -> None:
-        super().__init__(f"kept {kept}; the next train_source call with the same settings resumes")
+    def __init__(self, kept: str, *, call: str = "train_source") -> None:
+        super().__init__(f"kept {kept}; the next {call} call with the same settings resumes")
         self.kept = kept  # e.g. "the source's first 2 of 3 epochs (in <file>)"
 
 
@@ -172,6 +175,71 @@ def _epochs_in(partial: Path, model: nn.Module) -> int:
         return 0
 
 
+def fit_once(path: Path, *, fresh: Callable[[], nn.Module], blank: Callable[[], nn.Module],
+             setup: Callable[[nn.Module], tuple[nn.Module, Any, Any, torch.optim.Optimizer]], epochs: int,
+             device: torch.device, fingerprint: str, what: str, call: str, cache: bool = True, retrain: bool = False,
+             progress: bool = False, say: Callable[[str], None] = lambda _: None,
+             announce: Callable[[int], None] = lambda done: None) -> tuple[nn.Module, History, bool]:
+    """Train a network once, cached and resumable: what ``train_source`` and ``train_language_model`` share.
+
+    A checkpoint at ``path`` that fits is loaded (a damaged or foreign one is trained over).
+    Otherwise, before any training, the folder must be writable and stale temporaries go;
+    training then resumes from ``<path>.partial`` (saved after every epoch), the final
+    checkpoint is written and the partial one removed. Everything runs in a forked random
+    stream, so the caller's random numbers are not disturbed.
+
+    Args:
+        path: the final checkpoint, named after ``fingerprint``.
+        fresh: the seeded, untrained network on ``device``.
+        blank: a network of the same shape to read the partial checkpoint into.
+        setup: ``model -> (model, train batches, test batches, optimizer)``, called only to train.
+        epochs: how many in all (those of a partial checkpoint included).
+        device: where it trains.
+        fingerprint: stored in the checkpoint.
+        what, call: the network and the function, for the Ctrl-C message (``SourceInterrupted``).
+        cache: load / save checkpoints; ``False`` trains without saving.
+        retrain: train even if a checkpoint fits.
+        progress: progress bars while training.
+        say: where notices go (``print``, or nothing).
+        announce: told how many epochs a partial checkpoint held, just before training starts.
+
+    Returns:
+        ``(model, history, loaded)``: the network in eval mode, its per-epoch history, and
+        whether it was read from ``path``.
+    """
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        model = fresh()
+        if cache and path.is_file() and not retrain:
+            try:
+                state = load_checkpoint(path, model=model, map_location=device)
+                return model.eval(), History.from_dict(state["history"]), True
+            except CheckpointError as err:  # damaged or foreign file: train again and overwrite it
+                say(f"Not using {path}: {err}")
+                model = fresh()
+        partial = path.with_name(f"{path.stem}.partial{path.suffix}")
+        if cache:  # before any training: an unwritable folder costs a second, not the training
+            ensure_writable(path.parent, what=f"the trained {what}" + (" (cache=False trains it without saving)"
+                                                                      if call == "train_source" else ""),
+                            env=CHECKPOINTS_ENV)
+            remove_stale_temporaries(path)
+            remove_stale_temporaries(partial)
+        done = _epochs_in(partial, blank()) if cache else 0  # a damaged partial checkpoint is deleted
+        model, train, test, opt = setup(model)
+        announce(done)
+        try:
+            history = fit(model, train, test, opt, epochs=epochs, device=device, progress=progress,
+                          checkpoint=partial if cache else None, resume=cache)
+        except KeyboardInterrupt:
+            kept = _epochs_in(partial, blank()) if cache else 0
+            raise SourceInterrupted(f"the {what}'s first {kept} of {epochs} epochs (in {partial})" if kept
+                                    else f"no epoch of the {what} (none had ended)", call=call) from None
+    model.eval()
+    if cache:
+        save_checkpoint(path, model=model, epoch=epochs, history=history, extra={"fingerprint": fingerprint})
+        partial.unlink(missing_ok=True)
+    return model, history, False
+
+
 def train_source(dataset: str = "mnist", *, profile: Profile | None = None, device: torch.device | str = "cpu",
                  architecture: str = "lenet", in_channels: int | None = None, image_size: int | None = None,
                  seed: int = 0, recipe: SourceRecipe = SOURCE_RECIPE, cache: bool = True, retrain: bool = False,
@@ -230,46 +298,28 @@ def train_source(dataset: str = "mnist", *, profile: Profile | None = None, devi
         torch.manual_seed(seed)
         return arch(in_channels=c, image_size=s).to(device)
 
-    t0 = time.perf_counter()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        model = fresh()
-        if cache and path.is_file() and not retrain:
-            try:
-                state = load_checkpoint(path, model=model, map_location=device)
-                history = History.from_dict(state["history"])
-                say(f"Loaded the {dataset_title(dataset)} source from {path}.")
-                return TrainedSource(model.eval(), dataset, architecture, (c, s, s), history, len(y), key, path,
-                                     True, time.perf_counter() - t0)
-            except CheckpointError as err:  # damaged or foreign file: train again and overwrite it
-                say(f"Not using {path}: {err}")
-                model = fresh()
-        partial = path.with_name(f"{path.stem}.partial{path.suffix}")
-        if cache:  # before any training: an unwritable folder costs a second, not the training
-            ensure_writable(path.parent, what="the trained source (cache=False trains it without saving)",
-                            env=CHECKPOINTS_ENV)
-            remove_stale_temporaries(path)
-            remove_stale_temporaries(partial)
-        done = _epochs_in(partial, arch(in_channels=c, image_size=s)) if cache else 0
+    def setup(model: nn.Module) -> tuple[nn.Module, DeviceLoader, DeviceLoader, torch.optim.Optimizer]:
         cl = device.type in ("cpu", "cuda")  # channels-last: LeNet's convolutions and pooling run faster
         model = model.to(memory_format=torch.channels_last) if cl else model
         train = DeviceLoader(x, y, batch_size=p.batch_size, device=device, seed=seed, channels_last=cl)
         test = DeviceLoader(xt, yt, batch_size=max(p.batch_size, 512), device=device, shuffle=False,
                             channels_last=cl)
-        opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+        return model, train, test, torch.optim.Adam(model.parameters(), lr=recipe.lr)
+
+    def announce(done: int) -> None:
         say(f"Training the {dataset_title(dataset)} source ({c}x{s}x{s}, {len(y):,} images, {epochs} epochs) "
             f"on {device}" + (f", resuming after epoch {done}" if done else "") + "...")
-        try:
-            history = fit(model, train, test, opt, epochs=epochs, device=device, progress=progress,
-                          checkpoint=partial if cache else None, resume=cache)
-        except KeyboardInterrupt:
-            kept = _epochs_in(partial, arch(in_channels=c, image_size=s)) if cache else 0
-            raise SourceInterrupted(f"the source's first {kept} of {epochs} epochs (in {partial})" if kept
-                                    else "no epoch of the source (none had ended)") from None
-    model.eval()
-    if cache:
-        save_checkpoint(path, model=model, epoch=epochs, history=history, extra={"fingerprint": key})
-        partial.unlink(missing_ok=True)
+
+    t0 = time.perf_counter()
+    model, history, loaded = fit_once(path, fresh=fresh, blank=lambda: arch(in_channels=c, image_size=s),
+                                      setup=setup, epochs=epochs, device=device, fingerprint=key, what="source",
+                                      call="train_source", cache=cache, retrain=retrain, progress=progress, say=say,
+                                      announce=announce)
     seconds = time.perf_counter() - t0
-    say(f"Trained in {seconds:.1f} s, test accuracy {history.test_acc[-1]:.1%}" + (f"; saved to {path}" if cache else ""))
+    if loaded:
+        say(f"Loaded the {dataset_title(dataset)} source from {path}.")
+    else:
+        say(f"Trained in {seconds:.1f} s, test accuracy {history.test_acc[-1]:.1%}"
+            + (f"; saved to {path}" if cache else ""))
     return TrainedSource(model, dataset, architecture, (c, s, s), history, len(y), key, path if cache else None,
-                         False, seconds)
+                         loaded, seconds)

@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from .config import Profile, get_profile
-from .sources import _epochs_in, checkpoint_dir, data_fingerprint
+from .sources import checkpoint_dir, data_fingerprint, fit_once
 from .text_data import TextTask, topic_task, unlabelled_corpus
 from .text_models import LanguageModel, LMWindows, LSTMEncoder
 from .text_tokens import EOS, PAD, UNK, Vocabulary, token_ids, wordllama_tokenizer
-from .train import History, fit
+from .train import History
 
 __all__ = ["TextSettings", "TEXT_SETTINGS", "text_settings", "TextMaterial", "text_material", "TrainedLM",
            "train_language_model", "next_token_guesses"]
@@ -167,24 +167,13 @@ def train_language_model(texts: list[list[int]], held_out: list[list[int]], sett
             model.load_state_dict(start.state_dict())
         return model.to(device)
 
+    def setup(model: nn.Module) -> tuple[nn.Module, LMWindows, LMWindows, torch.optim.Optimizer]:
+        return model, train, test, torch.optim.Adam(model.parameters(), lr=settings.lm_lr)
+
     t0 = time.perf_counter()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        model = fresh()
-        if path.is_file():
-            try:
-                state = load_checkpoint(path, model=model, map_location=device)
-                return TrainedLM(model.eval(), History.from_dict(state["history"]), train.tokens, path, True,
-                                 time.perf_counter() - t0)
-            except CheckpointError:  # a damaged or foreign file: train again and overwrite it
-                model = fresh()
-        partial = path.with_name(f"{path.stem}.partial{path.suffix}")
-        _epochs_in(partial, fresh())  # a damaged partial checkpoint is deleted: training starts afresh
-        opt = torch.optim.Adam(model.parameters(), lr=settings.lm_lr)
-        history = fit(model, train, test, opt, epochs=epochs, device=device, progress=False,
-                      checkpoint=partial, resume=True)
-    save_checkpoint(path, model=model, epoch=epochs, history=history, extra={"fingerprint": key})
-    partial.unlink(missing_ok=True)
-    return TrainedLM(model.eval(), history, train.tokens, path, False, time.perf_counter() - t0)
+    model, history, loaded = fit_once(path, fresh=fresh, blank=fresh, setup=setup, epochs=epochs, device=device,
+                                      fingerprint=key, what="language model", call="train_language_model")
+    return TrainedLM(model, history, train.tokens, path, loaded, time.perf_counter() - t0)
 
 
 @torch.no_grad()
