@@ -183,29 +183,16 @@ def fit_once(path: Path, *, fresh: Callable[[], nn.Module], blank: Callable[[], 
     """Train a network once, cached and resumable: what ``train_source`` and ``train_language_model`` share.
 
     A checkpoint at ``path`` that fits is loaded (a damaged or foreign one is trained over).
-    Otherwise, before any training, the folder must be writable and stale temporaries go;
-    training then resumes from ``<path>.partial`` (saved after every epoch), the final
-    checkpoint is written and the partial one removed. Everything runs in a forked random
-    stream, so the caller's random numbers are not disturbed.
-
-    Args:
-        path: the final checkpoint, named after ``fingerprint``.
-        fresh: the seeded, untrained network on ``device``.
-        blank: a network of the same shape to read the partial checkpoint into.
-        setup: ``model -> (model, train batches, test batches, optimizer)``, called only to train.
-        epochs: how many in all (those of a partial checkpoint included).
-        device: where it trains.
-        fingerprint: stored in the checkpoint.
-        what, call: the network and the function, for the Ctrl-C message (``SourceInterrupted``).
-        cache: load / save checkpoints; ``False`` trains without saving.
-        retrain: train even if a checkpoint fits.
-        progress: progress bars while training.
-        say: where notices go (``print``, or nothing).
-        announce: told how many epochs a partial checkpoint held, just before training starts.
+    Otherwise the folder must be writable before any training; training resumes from
+    ``<path>.partial`` (saved after every epoch), then the checkpoint is written and the partial
+    one removed. It all runs in a forked random stream: the caller's random numbers stay as they were.
+    ``fresh()`` is the seeded untrained network; ``blank()`` one of its shape to read a partial
+    checkpoint into; ``setup(model)`` returns ``(model, train batches, test batches, optimizer)``;
+    ``announce(done)`` hears how many epochs a partial checkpoint held; ``what`` and ``call`` name
+    the network and the function in the Ctrl-C message (``SourceInterrupted``).
 
     Returns:
-        ``(model, history, loaded)``: the network in eval mode, its per-epoch history, and
-        whether it was read from ``path``.
+        ``(model, history, loaded)``: the network in eval mode, its history, whether it was read from ``path``.
     """
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         model = fresh()
