@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -28,12 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .loaders import DeviceLoader
 from .train import train_one_epoch
 from .freezing import freeze, freeze_all_but, layerwise_lr_groups, trainable_parameters, unfreeze
 from .names import Names, check_names
 from .transfer import TransferReport, transfer_weights
 
-__all__ = ["copy_first_layers", "fine_tune", "linear_probe", "lp_ft", "unfreezing_stages", "gradual_unfreezing"]
+__all__ = ["copy_first_layers", "fine_tune", "fine_tune_budget", "linear_probe", "lp_ft", "unfreezing_stages", "gradual_unfreezing"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -125,6 +127,26 @@ def fine_tune(
             loader.set_epoch(epoch)
         losses.append(train_one_epoch(model, loader, opt, device, loss_fn=loss_fn, progress=False)["loss"])
     return losses
+
+
+def fine_tune_budget(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, min_steps: int,
+                     batch_size: int, lr: float, seed: int, device: torch.device,
+                     loss_fn: LossFn = F.cross_entropy) -> list[float]:
+    """``fine_tune`` on a label budget of uint8 images: ``epochs`` passes, more if they make fewer than ``min_steps`` steps.
+
+    A budget of 5 labels per class is one batch: ``epochs`` passes alone would be a handful of
+    Adam steps. Batches of ``batch_size`` (the whole budget if smaller), seeded, the last
+    incomplete one dropped (``tl.DeviceLoader``).
+
+    Example:
+        >>> x, y = torch.zeros(8, 1, 28, 28, dtype=torch.uint8), torch.arange(8) % 2
+        >>> len(fine_tune_budget(tl.LeNet(), x, y, epochs=1, min_steps=3, batch_size=4, lr=1e-3, seed=0,
+        ...                      device=torch.device("cpu")))  # 2 steps per pass: 2 passes for 3 steps
+        2
+    """
+    loader = DeviceLoader(x, y, batch_size=min(batch_size, len(y)), device=device, seed=seed, drop_last=True)
+    return fine_tune(model, loader, epochs=max(epochs, math.ceil(min_steps / len(loader))), lr=lr, device=device,
+                     loss_fn=loss_fn)
 
 
 def linear_probe(model: nn.Module, loader: Any, *, head: Names, epochs: int, lr: float,

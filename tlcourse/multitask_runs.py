@@ -28,7 +28,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from .adapt import fine_tune
+from .adapt import fine_tune_budget
 from .config import Profile, get_profile
 from .data import dataset_tensors, load_dataset
 from .distillation import NO_LABEL, parameter_count
@@ -155,12 +154,10 @@ def _test_batches(tasks: Sequence[TaskData], device: torch.device) -> list[Devic
 
 def _train(model: MultiHead, x: torch.Tensor, y: torch.Tensor, *, settings: MultiTaskSettings, seed: int,
            device: torch.device, weights: Sequence[float] | None = None) -> MultiHead:
-    """``settings.epochs`` passes over ``(x, y)`` (at least ``min_steps`` steps) with Adam, via ``tl.fine_tune``."""
-    batch = min(settings.batch_size, len(y))
-    loader = DeviceLoader(x, y, batch_size=batch, device=device, seed=seed, drop_last=True)
-    epochs = max(settings.epochs, math.ceil(settings.min_steps / len(loader)))
-    fine_tune(model, loader, epochs=epochs, lr=settings.lr, device=device,
-              loss_fn=multitask_loss_fn(model.classes_per_task, weights))
+    """``settings.epochs`` passes over ``(x, y)`` (at least ``min_steps`` steps) with Adam, via ``tl.fine_tune_budget``."""
+    fine_tune_budget(model, x, y, epochs=settings.epochs, min_steps=settings.min_steps,
+                     batch_size=settings.batch_size, lr=settings.lr, seed=seed, device=device,
+                     loss_fn=multitask_loss_fn(model.classes_per_task, weights))
     return model
 
 
@@ -195,9 +192,9 @@ def run_pair(tasks: Sequence[TaskData], *, budgets: Sequence[int], seed: int, se
         torch.manual_seed(seed)
         single = _train(lenet_heads(settings.single_hidden, (task.classes,)).to(device), x[mine], y[mine][:, [t]],
                         settings=settings, seed=seed, device=device)
-        test = DeviceLoader(task.test[0], task.test[1].unsqueeze(1), batch_size=1000, device=device, shuffle=False)
         rows.append({"method": "separate", "task": task.name, "seed": seed,
-                     "accuracy": task_accuracies(single, test, (task.classes,), device=device)[0],
+                     "accuracy": task_accuracies(single, _test_batches([task], device)[0], (task.classes,),
+                                                 device=device)[0],
                      "labels": int(mine.sum()), "parameters": parameter_count(single)})
     return rows
 
@@ -301,10 +298,9 @@ def backbone_transfer(tasks: Mapping[str, TaskData], *, source_tasks: tuple[tupl
             transfer_weights(trained.backbone, model.backbone)
         nx, ny = _labelled([target], [settings.new_per_class], seed)
         _train(model, nx, ny, settings=settings, seed=seed, device=device)
-        test = DeviceLoader(target.test[0], target.test[1].unsqueeze(1), batch_size=1000, device=device,
-                            shuffle=False)
         return {"method": start, "seed": seed,
-                "accuracy": task_accuracies(model, test, (target.classes,), device=device)[0],
+                "accuracy": task_accuracies(model, _test_batches([target], device)[0], (target.classes,),
+                                            device=device)[0],
                 "seconds": round(time.perf_counter() - started, 2)}
 
     plan = [(start, s) for s in settings.seeds for start in starts]

@@ -24,7 +24,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +33,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .adapt import fine_tune
+from .adapt import fine_tune_budget
 from .config import Profile, get_profile
 from .freezing import freeze_all_but
-from .loaders import DeviceLoader
 from .names import unknown_choice
 from .results import results_dir
 from .run_grid import run_grid
@@ -118,13 +116,11 @@ def shifted(kind: str, x: torch.Tensor, y: torch.Tensor, *, settings: SurgicalSe
 
 def _tuned(source: nn.Module, layers: tuple[str, ...], x: torch.Tensor, y: torch.Tensor, *, lr: float,
            settings: SurgicalSettings, seed: int, device: torch.device) -> nn.Module:
-    """A copy of ``source`` with only ``layers`` trained on ``(x, y)`` (Adam, ``tl.fine_tune``)."""
+    """A copy of ``source`` with only ``layers`` trained on ``(x, y)`` (Adam, ``tl.fine_tune_budget``)."""
     model = copy.deepcopy(source).to(device)
     freeze_all_but(model, list(layers))
-    batch = min(settings.batch_size, len(y))
-    loader = DeviceLoader(x, y, batch_size=batch, device=device, seed=seed, drop_last=True)
-    epochs = max(settings.epochs, math.ceil(settings.min_steps / len(loader)))
-    fine_tune(model, loader, epochs=epochs, lr=lr, device=device)
+    fine_tune_budget(model, x, y, epochs=settings.epochs, min_steps=settings.min_steps,
+                     batch_size=settings.batch_size, lr=lr, seed=seed, device=device)
     return model
 
 
